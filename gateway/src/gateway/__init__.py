@@ -1,0 +1,1 @@
+"""Pilar API gateway. The one HTTP entry for integrating agencies: tokens, routing, limits, catalogue."""

@@ -1,0 +1,3 @@
+"""Events the gateway service publishes and the handlers of those it consumes."""
+
+SOURCE = "/pilar/gateway"

@@ -1,0 +1,193 @@
+"""The app factory every service and the gateway use (their ``app.py`` is the composition root).
+
+It wires settings, database, token verification, problem responses, logging/metrics
+middleware, ``/health`` ``/ready`` ``/metrics``, and runs the outbox relay and the service's
+consumers as supervised background tasks for the life of the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from . import problems
+from .auth import TokenVerifier
+from .consumer import Consumer, ConsumerRunner
+from .db import make_engine, make_session_factory
+from .kafka import kafka_reachable
+from .observability import RequestContextMiddleware, configure_logging
+from .outbox import OutboxRelay
+from .problems import Unauthorized
+from .settings import ServiceSettings
+
+log = structlog.get_logger("pilar.service")
+
+
+class _NoKeys:
+    """Verifier used when no JWKS is configured (development only): every token is refused."""
+
+    async def verify(self, token: str):
+        raise Unauthorized("this service has no token keys configured (set PILAR_JWKS_FILE or PILAR_JWKS_URL)")
+
+
+def make_verifier(settings: ServiceSettings):
+    if settings.jwks_file or settings.jwks_url:
+        return TokenVerifier(
+            jwks_file=settings.jwks_file, jwks_url=settings.jwks_url, issuer=settings.jwt_issuer, audience=settings.jwt_audience
+        )
+    return _NoKeys()
+
+
+def migration_head(migrations_dir: Path | None) -> str | None:
+    if migrations_dir is None:
+        return None
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir))
+    return ScriptDirectory.from_config(cfg).get_current_head()
+
+
+@dataclass
+class ServiceSpec:
+    """What makes one service: its name, routers, consumers and migrations folder."""
+
+    name: str
+    title: str
+    routers: Sequence[APIRouter] = ()
+    consumers: Sequence[Consumer] = ()
+    migrations_dir: Path | None = None
+    description: str = ""
+    run_relay: bool = True
+    on_startup: Sequence[Callable[[FastAPI], Awaitable[None]]] = field(default_factory=tuple)
+
+
+async def _supervise(name: str, make_task: Callable[[], Awaitable[None]], stopping: asyncio.Event) -> None:
+    """Run a background worker; restart it with back-off if it crashes."""
+    backoff = 1.0
+    while not stopping.is_set():
+        try:
+            await make_task()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.error("background worker crashed, restarting", worker=name, error=str(exc), backoff_s=backoff)
+            try:
+                await asyncio.wait_for(stopping.wait(), timeout=backoff)
+            except TimeoutError:
+                pass
+            backoff = min(backoff * 2, 30)
+
+
+def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
+    head = migration_head(spec.migrations_dir)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(spec.name, settings.log_level, json=settings.log_json)
+        engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
+        app.state.engine = engine
+        app.state.session_factory = make_session_factory(engine)
+        stopping = asyncio.Event()
+        workers: list[tuple[object, asyncio.Task]] = []
+        for hook in spec.on_startup:
+            await hook(app)
+        if settings.relay_enabled and spec.run_relay:
+            relay = OutboxRelay(
+                app.state.session_factory,
+                database_url=settings.database_url,
+                bootstrap=settings.kafka_bootstrap,
+                service=spec.name,
+                batch_size=settings.relay_batch_size,
+                poll_interval_s=settings.relay_poll_interval_s,
+                request_timeout_ms=settings.kafka_request_timeout_ms,
+            )
+            workers.append((relay, asyncio.create_task(_supervise("outbox-relay", relay.run, stopping))))
+        if settings.consumers_enabled:
+            for consumer in spec.consumers:
+                runner_box: dict[str, ConsumerRunner] = {}
+
+                def start(consumer=consumer, box=runner_box):
+                    box["runner"] = ConsumerRunner(
+                        consumer,
+                        app.state.session_factory,
+                        bootstrap=settings.kafka_bootstrap,
+                        max_retries=settings.consumer_max_retries,
+                        backoff_s=settings.consumer_retry_backoff_s,
+                        partitions=settings.topic_partitions,
+                    )
+                    return box["runner"].run()
+
+                workers.append((runner_box, asyncio.create_task(_supervise(consumer.name, start, stopping))))
+        app.state.workers = workers
+        log.info("service started", version=app.version)
+        try:
+            yield
+        finally:
+            stopping.set()
+            for worker, _task in workers:
+                target = worker.get("runner") if isinstance(worker, dict) else worker
+                if target is not None:
+                    await target.stop()
+            for _worker, task in workers:
+                try:
+                    await asyncio.wait_for(task, timeout=10)
+                except (TimeoutError, asyncio.CancelledError):
+                    task.cancel()
+                except Exception as exc:
+                    log.warning("worker ended with error", error=str(exc))
+            await engine.dispose()
+
+    app = FastAPI(title=spec.title, description=spec.description, version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.token_verifier = make_verifier(settings)
+    problems.install(app)
+    app.add_middleware(RequestContextMiddleware, service=spec.name)
+
+    ready_cache: dict[str, tuple[float, bool, str]] = {}
+
+    @app.get("/health", tags=["operations"], include_in_schema=False)
+    async def health() -> dict:
+        return {"status": "ok", "service": spec.name}
+
+    @app.get("/ready", tags=["operations"], include_in_schema=False)
+    async def ready(request: Request) -> JSONResponse:
+        checks: dict[str, str] = {}
+        try:
+            async with request.app.state.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+                if head is not None:
+                    current = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar_one_or_none()
+                    checks["migrations"] = "ok" if current == head else f"at {current}, head is {head}"
+            checks["database"] = "ok"
+        except Exception as exc:
+            checks["database"] = f"unreachable: {type(exc).__name__}"
+        cached = ready_cache.get("kafka")
+        if cached and time.monotonic() - cached[0] < 5 and cached[1]:
+            checks["kafka"] = cached[2]
+        else:
+            ok = await kafka_reachable(settings.kafka_bootstrap)
+            checks["kafka"] = "ok" if ok else "unreachable"
+            ready_cache["kafka"] = (time.monotonic(), ok, checks["kafka"])
+        green = all(v == "ok" for v in checks.values())
+        return JSONResponse({"status": "ready" if green else "not ready", "service": spec.name, "checks": checks}, status_code=200 if green else 503)
+
+    @app.get("/metrics", tags=["operations"], include_in_schema=False)
+    async def metrics_endpoint() -> PlainTextResponse:
+        return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    for router in spec.routers:
+        app.include_router(router)
+    return app

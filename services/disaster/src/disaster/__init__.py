@@ -1,0 +1,1 @@
+"""Pilar disaster response. Incidents, affected people, evacuation points, Tagana volunteers and buffer stock."""

@@ -1,0 +1,1 @@
+"""Pilar aid disbursement. Programme budgets, payment rounds, the bank channel and reconciliation."""

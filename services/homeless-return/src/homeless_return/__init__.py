@@ -1,0 +1,1 @@
+"""Pilar Simlontar Rek. Returning stranded persons home (Simlontar Rek)."""

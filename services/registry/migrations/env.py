@@ -1,0 +1,4 @@
+from registry.models import metadata
+from pilar_kernel.migrations import run_alembic
+
+run_alembic(metadata)

@@ -1,0 +1,3 @@
+"""Events the registry service publishes and the handlers of those it consumes."""
+
+SOURCE = "/pilar/registry"

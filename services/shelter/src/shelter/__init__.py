@@ -1,0 +1,1 @@
+"""Pilar shelter cases. Cases of women and children who are victims of violence, and shelter beds."""

@@ -1,0 +1,25 @@
+"""Composition root of the shelter service: routers, consumers and the kernel's app factory."""
+
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from pilar_kernel.service import ServiceSpec, create_service_app
+
+from . import api, events  # noqa: F401  (events registers the event models)
+from .settings import Settings
+
+MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+
+SPEC = ServiceSpec(
+    name="shelter",
+    title="Pilar shelter cases",
+    description="Cases of women and children who are victims of violence, and shelter beds.",
+    routers=[api.router],
+    consumers=[],
+    migrations_dir=MIGRATIONS,
+)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    return create_service_app(SPEC, settings or Settings())

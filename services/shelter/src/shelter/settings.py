@@ -1,0 +1,7 @@
+"""Settings of the shelter service (environment variables prefixed ``PILAR_``)."""
+
+from pilar_kernel.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    service_name: str = "shelter"
