@@ -13,6 +13,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_BASE = "https://pilar.dinsos.jatimprov.go.id/problems/"
@@ -126,6 +127,22 @@ def install(app: FastAPI) -> None:
             Problem(str(exc.detail) if exc.detail else None, status=exc.status_code, type=kind, title=str(exc.detail or kind), headers=getattr(exc, "headers", None)),
             request,
         )
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity(request: Request, exc: IntegrityError) -> JSONResponse:
+        # The database's constraints are the last line of defence against races (two
+        # requests registering one NIK, paying one person twice): a violation is the
+        # client's conflict, not a server error. Services check first for nicer messages.
+        code = getattr(exc.orig, "sqlstate", None) or getattr(getattr(exc.orig, "__cause__", None), "sqlstate", None)
+        constraint = getattr(getattr(exc.orig, "__cause__", None), "constraint_name", None)
+        if code == "23505":
+            problem = Conflict("a record with the same unique value already exists", constraint=constraint)
+        elif code in ("23503", "23514", "23502"):
+            problem = Problem("the request breaks a data rule", status=422, type="constraint-violation", title="Constraint violated", constraint=constraint)
+        else:
+            log.exception("integrity error", path=request.url.path)
+            problem = Problem(status=500, type="internal-error", title="Internal error")
+        return problem_response(problem, request)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
