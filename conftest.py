@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pilar_devstack import LocalStack, free_port
+from pilar_devstack import COMPONENTS, LocalStack, free_port
 
 
 @pytest.fixture(scope="session")
@@ -24,6 +24,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
         kafka_port=free_port(),
         controller_port=free_port(),
         partitions=3,
+        component_ports={c.name: free_port() for c in COMPONENTS},
     )
     try:
         s.start_postgres()
