@@ -268,7 +268,8 @@ class KafkaBroker:
             return
         cmd = [
             java, "-Xmx256m", "-cp", self._classpath(), f"-Dlog4j2.configurationFile={self.log4j_config}",
-            "kafka.tools.StorageTool", "format", "-t", new_cluster_id(), "-c", str(self.properties_path),
+            # "=" form: a random id may start with "-", which argparse would read as an option.
+            "kafka.tools.StorageTool", "format", f"--cluster-id={new_cluster_id()}", "-c", str(self.properties_path),
         ]  # fmt: skip
         with open(self.log_path, "ab") as log:
             log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {shlex.join(cmd)}\n".encode())

@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from . import metrics
 from .db import asyncpg_dsn
 from .events import Envelope, Event
-from .kafka import make_producer
+from .kafka import ensure_topics, make_producer
 from .tables import OUTBOX_CHANNEL, outbox
 
 log = structlog.get_logger("pilar.outbox")
@@ -88,6 +88,7 @@ class OutboxRelay:
         poll_interval_s: float = 1.0,
         request_timeout_ms: int = 10_000,
         retention: timedelta = timedelta(days=3),
+        partitions: int = 6,
     ) -> None:
         self._sessions = session_factory
         self._dsn = asyncpg_dsn(database_url)
@@ -102,6 +103,8 @@ class OutboxRelay:
         self._producer = None
         self._listen_conn: asyncpg.Connection | None = None
         self._last_purge = 0.0
+        self._partitions = partitions
+        self._known_topics: set[str] = set()
 
     # -- lifecycle -------------------------------------------------------------------
     async def run(self) -> None:
@@ -185,6 +188,7 @@ class OutboxRelay:
             rows = (await session.execute(_CLAIM, {"lock_class": _LOCK_CLASS, "batch": self._batch})).all()
             if not rows:
                 return 0
+            await self._ensure_topics({row.topic for row in rows})
             futures = []
             for row in rows:
                 env = Envelope(
@@ -221,6 +225,14 @@ class OutboxRelay:
             metrics.OUTBOX_ERRORS.labels(self._service).inc(len(failed))
             raise RuntimeError(f"{len(failed)} of {len(rows)} outbox rows were not acknowledged: {failed[0][1]!r}")
         return len(ok_ids)
+
+    async def _ensure_topics(self, topics: set[str]) -> None:
+        # The broker does not auto-create topics; the first event of a topic creates it
+        # (idempotent, once per topic and process), so no deployment step can forget one.
+        missing = topics - self._known_topics
+        if missing:
+            await ensure_topics(self._bootstrap, missing, self._partitions)
+            self._known_topics |= missing
 
     async def _refresh_backlog(self) -> None:
         async with self._sessions() as session:

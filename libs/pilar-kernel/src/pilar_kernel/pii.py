@@ -104,6 +104,8 @@ class PiiCipher:
     def from_env_value(cls, value: str) -> PiiCipher:
         """Build a cipher from ``"k1:<64 hex>,k0:<64 hex>"``; the first key is the current one.
 
+        A single bare ``<64 hex>`` is accepted too and gets the key id ``k0``.
+
         Rotate by putting a new key first and keeping the old ones after it until every
         value has been re-encrypted (see :meth:`needs_rotation` and :meth:`rotate`).
         """
@@ -111,6 +113,8 @@ class PiiCipher:
         entries = [e.strip() for e in value.split(",") if e.strip()]
         if not entries:
             raise ValueError("the PII key list is empty")
+        if len(entries) == 1 and ":" not in entries[0]:
+            entries = [f"k0:{entries[0]}"]
         for position, entry in enumerate(entries, start=1):
             key_id, sep, hex_key = (part.strip() for part in entry.partition(":"))
             if not sep or not key_id:

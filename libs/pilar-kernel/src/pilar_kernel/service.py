@@ -113,6 +113,7 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
                 batch_size=settings.relay_batch_size,
                 poll_interval_s=settings.relay_poll_interval_s,
                 request_timeout_ms=settings.kafka_request_timeout_ms,
+                partitions=settings.topic_partitions,
             )
             workers.append((relay, asyncio.create_task(_supervise("outbox-relay", relay.run, stopping))))
         if settings.consumers_enabled:
