@@ -176,3 +176,31 @@ async def test_health_ready_metrics_and_correlation_id(client):
     metrics = (await client.get("/metrics")).text
     assert 'pilar_http_requests_total{method="GET",route="/v1/things/{thing_id}",service="kerneltest",status="404"}' in metrics
     assert "pilar_outbox_published_total" in metrics
+
+
+async def test_a_crashing_background_worker_is_restarted(new_database, kafka_bootstrap):
+    runs: list[int] = []
+
+    class Flaky:
+        def __init__(self, app) -> None:
+            self.stopped = asyncio.Event()
+
+        async def run(self) -> None:
+            runs.append(1)
+            if len(runs) < 3:
+                raise RuntimeError("boom")
+            await self.stopped.wait()
+
+        async def stop(self) -> None:
+            self.stopped.set()
+
+    url = new_database("workers")
+    await create_schema(url)
+    settings = ServiceSettings(service_name="kerneltest", env="test", database_url=url, kafka_bootstrap=kafka_bootstrap, relay_enabled=False)
+    app = create_service_app(ServiceSpec(name="kerneltest", title="t", workers=[Flaky]), settings)
+    async with running_app(app):
+        for _ in range(100):
+            if len(runs) >= 3:
+                break
+            await asyncio.sleep(0.1)
+    assert len(runs) == 3, "restarted after each crash, then ran until stopped"

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import structlog
 from fastapi import APIRouter, FastAPI, Request
@@ -59,36 +60,73 @@ def migration_head(migrations_dir: Path | None) -> str | None:
     return ScriptDirectory.from_config(cfg).get_current_head()
 
 
+class Worker(Protocol):
+    """A long-lived background job of a service process (relay, consumer, import worker...)."""
+
+    async def run(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+WorkerFactory = Callable[[FastAPI], Worker]
+
+
 @dataclass
 class ServiceSpec:
-    """What makes one service: its name, routers, consumers and migrations folder."""
+    """What makes one service: its name, routers, consumers, workers and migrations folder."""
 
     name: str
     title: str
     routers: Sequence[APIRouter] = ()
     consumers: Sequence[Consumer] = ()
+    workers: Sequence[WorkerFactory] = ()
     migrations_dir: Path | None = None
     description: str = ""
     run_relay: bool = True
     on_startup: Sequence[Callable[[FastAPI], Awaitable[None]]] = field(default_factory=tuple)
 
 
-async def _supervise(name: str, make_task: Callable[[], Awaitable[None]], stopping: asyncio.Event) -> None:
-    """Run a background worker; restart it with back-off if it crashes."""
-    backoff = 1.0
-    while not stopping.is_set():
-        try:
-            await make_task()
-            return
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.error("background worker crashed, restarting", worker=name, error=str(exc), backoff_s=backoff)
+class _Supervisor:
+    """Runs one worker as a task; if it crashes, builds a new one and restarts it with back-off."""
+
+    def __init__(self, name: str, factory: Callable[[], Worker]) -> None:
+        self.name = name
+        self._factory = factory
+        self._current: Worker | None = None
+        self._stopping = asyncio.Event()
+        self.task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self._loop(), name=self.name)
+
+    async def _loop(self) -> None:
+        backoff = 1.0
+        while not self._stopping.is_set():
+            self._current = self._factory()
             try:
-                await asyncio.wait_for(stopping.wait(), timeout=backoff)
-            except TimeoutError:
-                pass
-            backoff = min(backoff * 2, 30)
+                await self._current.run()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.error("background worker crashed, restarting", worker=self.name, error=str(exc), backoff_s=backoff)
+                try:
+                    await asyncio.wait_for(self._stopping.wait(), timeout=backoff)
+                except TimeoutError:
+                    pass
+                backoff = min(backoff * 2, 30)
+
+    async def stop(self, timeout: float = 10) -> None:
+        self._stopping.set()
+        if self._current is not None:
+            await self._current.stop()
+        if self.task is not None:
+            try:
+                await asyncio.wait_for(self.task, timeout=timeout)
+            except (TimeoutError, asyncio.CancelledError):
+                self.task.cancel()
+            except Exception as exc:
+                log.warning("worker ended with error", worker=self.name, error=str(exc))
 
 
 def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
@@ -100,55 +138,51 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
         engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
         app.state.engine = engine
         app.state.session_factory = make_session_factory(engine)
-        stopping = asyncio.Event()
-        workers: list[tuple[object, asyncio.Task]] = []
         for hook in spec.on_startup:
             await hook(app)
+        supervisors: list[_Supervisor] = []
         if settings.relay_enabled and spec.run_relay:
-            relay = OutboxRelay(
-                app.state.session_factory,
-                database_url=settings.database_url,
-                bootstrap=settings.kafka_bootstrap,
-                service=spec.name,
-                batch_size=settings.relay_batch_size,
-                poll_interval_s=settings.relay_poll_interval_s,
-                request_timeout_ms=settings.kafka_request_timeout_ms,
-                partitions=settings.topic_partitions,
+            supervisors.append(
+                _Supervisor(
+                    "outbox-relay",
+                    lambda: OutboxRelay(
+                        app.state.session_factory,
+                        database_url=settings.database_url,
+                        bootstrap=settings.kafka_bootstrap,
+                        service=spec.name,
+                        batch_size=settings.relay_batch_size,
+                        poll_interval_s=settings.relay_poll_interval_s,
+                        request_timeout_ms=settings.kafka_request_timeout_ms,
+                        partitions=settings.topic_partitions,
+                    ),
+                )
             )
-            workers.append((relay, asyncio.create_task(_supervise("outbox-relay", relay.run, stopping))))
         if settings.consumers_enabled:
             for consumer in spec.consumers:
-                runner_box: dict[str, ConsumerRunner] = {}
-
-                def start(consumer=consumer, box=runner_box):
-                    box["runner"] = ConsumerRunner(
-                        consumer,
-                        app.state.session_factory,
-                        bootstrap=settings.kafka_bootstrap,
-                        max_retries=settings.consumer_max_retries,
-                        backoff_s=settings.consumer_retry_backoff_s,
-                        partitions=settings.topic_partitions,
+                supervisors.append(
+                    _Supervisor(
+                        consumer.name,
+                        lambda consumer=consumer: ConsumerRunner(
+                            consumer,
+                            app.state.session_factory,
+                            bootstrap=settings.kafka_bootstrap,
+                            max_retries=settings.consumer_max_retries,
+                            backoff_s=settings.consumer_retry_backoff_s,
+                            partitions=settings.topic_partitions,
+                        ),
                     )
-                    return box["runner"].run()
-
-                workers.append((runner_box, asyncio.create_task(_supervise(consumer.name, start, stopping))))
-        app.state.workers = workers
+                )
+        for factory in spec.workers:
+            supervisors.append(_Supervisor(getattr(factory, "__name__", "worker"), lambda factory=factory: factory(app)))
+        for supervisor in supervisors:
+            supervisor.start()
+        app.state.workers = supervisors
         log.info("service started", version=app.version)
         try:
             yield
         finally:
-            stopping.set()
-            for worker, _task in workers:
-                target = worker.get("runner") if isinstance(worker, dict) else worker
-                if target is not None:
-                    await target.stop()
-            for _worker, task in workers:
-                try:
-                    await asyncio.wait_for(task, timeout=10)
-                except (TimeoutError, asyncio.CancelledError):
-                    task.cancel()
-                except Exception as exc:
-                    log.warning("worker ended with error", error=str(exc))
+            for supervisor in supervisors:
+                await supervisor.stop()
             await engine.dispose()
 
     app = FastAPI(title=spec.title, description=spec.description, version="0.1.0", lifespan=lifespan)
