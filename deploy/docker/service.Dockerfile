@@ -42,10 +42,11 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 # The kernel and the component, installed in editable mode: the app finds its Alembic
 # migrations beside its source (<service dir>/src/<package>/ next to <service dir>/migrations).
 COPY libs/pilar-kernel /app/libs/pilar-kernel
+COPY libs/pilar-contracts /app/libs/pilar-contracts
 COPY ${SERVICE_DIR} /app/${SERVICE_DIR}
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --package "${DIST}" \
- && /app/.venv/bin/python -m compileall -q /app/libs/pilar-kernel/src "/app/${SERVICE_DIR}/src" "/app/${SERVICE_DIR}/migrations"
+ && /app/.venv/bin/python -m compileall -q /app/libs/pilar-kernel/src /app/libs/pilar-contracts/src "/app/${SERVICE_DIR}/src" "/app/${SERVICE_DIR}/migrations"
 
 # --------------------------------------------------------------------------- runtime
 FROM ${PYTHON_IMAGE} AS runtime
@@ -59,6 +60,7 @@ RUN test -n "${PACKAGE}" || { echo "build argument PACKAGE is required" >&2; exi
 # Code and virtual environment stay owned by root: the service cannot rewrite itself.
 COPY --from=builder /app/.venv /app/.venv
 COPY --from=builder /app/libs/pilar-kernel /app/libs/pilar-kernel
+COPY --from=builder /app/libs/pilar-contracts /app/libs/pilar-contracts
 COPY --from=builder /app/${SERVICE_DIR} /app/${SERVICE_DIR}
 COPY --chmod=0755 deploy/docker/entrypoint.sh deploy/docker/healthcheck.py deploy/docker/ensure_topics.py /opt/pilar/
 ENV PATH=/app/.venv/bin:${PATH} \

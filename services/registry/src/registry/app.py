@@ -1,4 +1,4 @@
-"""Composition root of the registry service: routers, consumers and the kernel's app factory."""
+"""Composition root of the registry service: routers, consumers, privacy keys, app factory."""
 
 from pathlib import Path
 
@@ -6,20 +6,29 @@ from fastapi import FastAPI
 
 from pilar_kernel.service import ServiceSpec, create_service_app
 
-from . import api, events  # noqa: F401  (events registers the event models)
+from . import events  # noqa: F401  (registers the event models)
+from .duplicates import api as duplicates_api
+from .persons import api as persons_api
+from .programmes import api as programmes_api
+from .privacy import Privacy
 from .settings import Settings
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
-SPEC = ServiceSpec(
-    name="registry",
-    title="Pilar beneficiary registry",
-    description="Persons, households and programme enrolment: the source of truth for who the agency serves.",
-    routers=[api.router],
-    consumers=[],
-    migrations_dir=MIGRATIONS,
-)
-
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    return create_service_app(SPEC, settings or Settings())
+    settings = settings or Settings()
+
+    async def install_privacy(app: FastAPI) -> None:
+        app.state.privacy = Privacy.from_settings(settings)
+
+    spec = ServiceSpec(
+        name="registry",
+        title="Pilar beneficiary registry",
+        description="Persons, households and programme enrolment: the source of truth for who the agency serves.",
+        routers=[persons_api.router, programmes_api.router, duplicates_api.router],
+        consumers=[],
+        migrations_dir=MIGRATIONS,
+        on_startup=[install_privacy],
+    )
+    return create_service_app(spec, settings)

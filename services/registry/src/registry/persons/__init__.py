@@ -1,0 +1,1 @@
+"""Persons and households: registration, NIK rules, privacy, status changes, merges."""
