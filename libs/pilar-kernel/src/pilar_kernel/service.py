@@ -22,7 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from . import problems
-from .auth import TokenVerifier
+from .auth import PrincipalDep, TokenVerifier
 from .consumer import Consumer, ConsumerRunner
 from .db import make_engine, make_session_factory
 from .kafka import kafka_reachable
@@ -222,6 +222,10 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
     @app.get("/metrics", tags=["operations"], include_in_schema=False)
     async def metrics_endpoint() -> PlainTextResponse:
         return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/v1/whoami", tags=["operations"], summary="The calling client as this service sees it (subject, scopes, region)")
+    async def whoami(principal: PrincipalDep) -> dict:
+        return {"subject": principal.subject, "scopes": sorted(principal.scopes), "region": principal.region}
 
     for router in spec.routers:
         app.include_router(router)

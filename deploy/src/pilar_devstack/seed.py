@@ -1,0 +1,114 @@
+"""Demo data for the local stack: synthetic people, never real ones.
+
+Persons and households across all 38 regencies/cities of Jawa Timur, with valid NIKs (by
+the rules), Indonesian names, deciles, disabilities and PPKS categories, registered
+through the services' own APIs with a development token. Everything is derived from fixed
+random seeds, so a second run finds every record already there and changes nothing
+(registrations of an existing NIK are refused with 409 and counted as present).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+import httpx
+
+from pilar_kernel import regions
+from pilar_kernel.auth import SigningKey
+from pilar_kernel.nik import make_nik
+
+MALE = ["Ahmad", "Budi", "Slamet", "Agus", "Bambang", "Sugeng", "Joko", "Heru", "Imam", "Rudi", "Wahyu", "Eko", "Muhammad", "Sutrisno", "Yusuf"]
+FEMALE = ["Siti", "Sri", "Dewi", "Nur", "Endang", "Rina", "Wulan", "Lestari", "Sumiati", "Kartini", "Aminah", "Fitri", "Yuliani", "Ratna", "Suparmi"]
+FAMILY = ["Santoso", "Wibowo", "Hidayat", "Saputra", "Purnomo", "Rahayu", "Setiawan", "Kusuma", "Prasetyo", "Wijaya", "Susanto", "Hartono", "Utomo"]
+PPKS = ["fakir_miskin", "lansia_telantar", "penyandang_disabilitas", "perempuan_rawan_sosial_ekonomi", "korban_bencana_alam"]
+
+PERSONS_PER_REGENCY = 12
+
+
+@dataclass
+class Tally:
+    created: int = 0
+    present: int = 0
+    failed: list[str] = field(default_factory=list)
+
+
+def _households(regency_code: str, per_regency: int = PERSONS_PER_REGENCY) -> list[list[dict]]:
+    """Deterministic households of one regency, each a list of person bodies (head first)."""
+    rng = random.Random(f"pilar-demo-{regency_code}")
+    districts = [d for d in regions.children(regency_code, current_only=True) if d.level == "district"]
+    out: list[list[dict]] = []
+    count = 0
+    serial = 1
+    while count < per_regency:
+        district = rng.choice(districts)
+        villages = regions.children(district.code, current_only=True)
+        village = rng.choice(villages).code if villages else None
+        kk = district.code.replace(".", "") + f"{rng.randrange(10**10):010d}"  # issuing district + serial
+        family = rng.choice(FAMILY)
+        decile = rng.choice([1, 1, 2, 2, 3, 4, 5, 6])
+        size = rng.randint(1, 4)
+        members = []
+        head_birth = date(1940, 1, 1) + timedelta(days=rng.randrange(0, 365 * 45))
+        for i in range(size):
+            sex = "M" if i == 0 else rng.choice("MF")
+            birth = head_birth if i == 0 else head_birth + timedelta(days=rng.randrange(365 * 18, 365 * 40))
+            birth = min(birth, date(2020, 1, 1))
+            relationship = "head" if i == 0 else ("wife" if i == 1 and sex == "F" else "child")
+            first = rng.choice(MALE if sex == "M" else FEMALE)
+            body = {
+                "nik": make_nik(district.code, birth, sex, serial),
+                "name": f"{first} {family}",
+                "birth_place": district.name.title(),
+                "birth_date": birth.isoformat(),
+                "sex": sex,
+                "kk_number": kk,
+                "relationship": relationship,
+                "village_code": village,
+                "rt": str(rng.randint(1, 12)),
+                "rw": str(rng.randint(1, 6)),
+                "decile": decile,
+                "decile_date": "2026-07-01",
+                "ppks": sorted(set(rng.sample(PPKS, k=rng.randint(0, 2)))),
+            }
+            if rng.random() < 0.08:
+                body["disability_type"] = rng.choice(["physical", "sensory_sight", "intellectual"])
+                body["disability_severity"] = rng.choice(["moderate", "severe", "bedridden"])
+            serial += 1
+            members.append(body)
+        out.append(members)
+        count += size
+    return out
+
+
+async def _register(client: httpx.AsyncClient, url: str, body: dict, headers: dict, tally: Tally) -> None:
+    r = await client.post(f"{url}/v1/persons", json=body, headers=headers)
+    if r.status_code == 201:
+        tally.created += 1
+    elif r.status_code == 409:
+        tally.present += 1
+    else:
+        tally.failed.append(f"{r.status_code} {r.text[:200]}")
+
+
+async def seed_registry(registry_url: str, token: str, *, per_regency: int = PERSONS_PER_REGENCY) -> Tally:
+    tally = Tally()
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(timeout=30) as client:
+        for regency in regions.jatim_regencies():
+            households = _households(regency.code, per_regency)
+            # Heads first (they create the KK), then the other members, a few at a time.
+            await asyncio.gather(*(_register(client, registry_url, h[0], headers, tally) for h in households))
+            await asyncio.gather(*(_register(client, registry_url, m, headers, tally) for h in households for m in h[1:]))
+    return tally
+
+
+async def seed(stack) -> None:
+    key = SigningKey.from_files(stack.secrets_dir / "jwt-private.pem")
+    token = key.mint("pilar-demo-seeder", ["registry:read", "registry:write"], ttl_s=900)
+    tally = await seed_registry(stack.url("registry"), token)
+    print(f"  registry: {tally.created} persons created, {tally.present} already present")
+    if tally.failed:
+        raise RuntimeError(f"demo data: {len(tally.failed)} registrations failed, first: {tally.failed[0]}")
