@@ -267,7 +267,7 @@ def failure(what: str, log_path: Path, lines: int = 20) -> StackError:
 
 # --------------------------------------------------------------------------- secrets
 
-SECRET_KEYS = ("PILAR_NIK_HASH_KEY", "PILAR_PII_KEY")
+SECRET_KEYS = ("PILAR_NIK_HASH_KEY", "PILAR_PII_KEY", "PILAR_INDEX_KEY")
 PRIVATE_KEY_FILE = "jwt-private.pem"
 JWKS_FILE = "jwks.json"
 

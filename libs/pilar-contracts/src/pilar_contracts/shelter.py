@@ -54,7 +54,7 @@ class CaseAdmitted(_CaseEvent):
     admitted_on: date
 
 
-class EconomicSupport(BaseModel):
+class EconomicSupportReferral(BaseModel):
     """A consented proposal for economic support, for the registry to turn into an enrolment."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -70,7 +70,7 @@ class CaseDischarged(_CaseEvent):
     stay_id: uuid.UUID
     admitted_on: date
     discharged_on: date
-    economic_support: EconomicSupport | None = None
+    economic_support: EconomicSupportReferral | None = None
 
 
 class CaseClosed(_CaseEvent):

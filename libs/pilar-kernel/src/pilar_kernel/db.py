@@ -7,12 +7,25 @@ open their own sessions from the same factory.
 
 from __future__ import annotations
 
+import types
 from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from sqlalchemy.orm import registry
+from sqlmodel import SQLModel
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession as SQLModelAsyncSession
+
+
+def new_table_base(name: str = "ServiceTable") -> type[SQLModel]:
+    """A base class for one service's tables, with a metadata of its own.
+
+    SQLModel's default metadata is global to the process: two services that both have a
+    ``programme`` table could not be imported together (as the platform's tests do). Each
+    service derives its tables from its own base; Alembic compares against ``base.metadata``.
+    """
+    return types.new_class(name, (SQLModel,), {"registry": registry()})
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:

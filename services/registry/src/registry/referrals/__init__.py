@@ -1,0 +1,1 @@
+"""Referrals from other services that become enrolment proposals (the shelter's economic support)."""
