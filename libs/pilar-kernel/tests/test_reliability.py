@@ -267,3 +267,25 @@ async def test_two_relays_side_by_side_publish_each_row_once_in_key_order(db, ka
         assert seqs == sorted(seqs), f"{key!r} out of order"
     async with sessions() as s:
         assert (await s.execute(select(func.count()).select_from(outbox).where(outbox.c.published_at.is_(None)))).scalar_one() == 0
+
+
+async def test_a_failing_event_inside_a_batch_does_not_lose_or_double_its_neighbours(db, kafka_bootstrap, workers):
+    url, sessions = db
+    cls = event_class()
+    name = f"kt-batch-{uuid.uuid4().hex[:6]}"
+    await ensure_topics(kafka_bootstrap, [cls.topic], 3)
+    producer = make_producer(kafka_bootstrap)
+    await producer.start()
+    try:
+        for seq in range(30):  # all queued before the consumer starts: they arrive as one batch
+            env = Envelope.for_event(cls(thing_id="b", seq=seq), source=SOURCE)
+            await producer.send_and_wait(cls.topic, value=env.data, key=b"b", headers=env.headers())
+    finally:
+        await producer.stop()
+    workers.start(runner(applying_consumer(name, cls, fail_when=lambda e: e.seq == 17), sessions, kafka_bootstrap, max_retries=1))
+    await eventually(lambda: _count_at_least(sessions, 29), timeout=60)
+    letters = await eventually(lambda: _peek(kafka_bootstrap, dlt_topic(cls.topic, name), 1), timeout=30)
+    await asyncio.sleep(1)
+    rows = await effect_rows(sessions)
+    assert [seq for _, seq, _ in rows] == [s for s in range(30) if s != 17], "in order, each once"
+    assert "seq 17" in letters[0]["error"]
