@@ -5,9 +5,12 @@ with the persons API's."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
+import json
 import random
+import uuid
 from datetime import date
 
 import pytest
@@ -101,9 +104,9 @@ async def imports(registry):
     app = registry.app
     if not any(getattr(r, "path", None) == "/v1/imports" for r in app.routes):
         app.include_router(imports_api.router)  # until app.py wires it
-    wired = getattr(app.state, "import_worker", None)
-    if wired is not None:  # wired into the app: stop it, so the tests decide when jobs run
-        await wired.stop()
+    for supervisor in getattr(app.state, "workers", ()):
+        if getattr(supervisor, "name", None) == "import_worker":  # wired into the app: stop it,
+            await supervisor.stop()  # so that the tests decide when jobs run
     registry.worker = None
     yield registry
     if registry.worker is not None:
@@ -112,8 +115,6 @@ async def imports(registry):
 
 
 async def start_worker(client) -> None:
-    import asyncio
-
     if client.worker is None:
         worker = ImportWorker(client.app.state.session_factory, client.app.state.privacy, poll_interval_s=0.1, retry_backoff_s=0.1)
         client.worker = (worker, asyncio.create_task(worker.run()))
@@ -195,7 +196,7 @@ async def test_broken_rows_are_reported_and_the_good_ones_imported(imports):
     assert GOOD[0]["nik"].encode() not in raw.nik_enc and b"3456" not in raw.phone_enc
     # The stored ciphertexts open under the person's id (the persons API can reveal them).
     privacy = imports.app.state.privacy
-    assert privacy.open(raw.nik_enc, __import__("uuid").UUID(first["id"])) == GOOD[0]["nik"]
+    assert privacy.open(raw.nik_enc, uuid.UUID(first["id"])) == GOOD[0]["nik"]
 
 
 async def test_reimporting_the_same_file_changes_nothing_and_emits_nothing(imports):
@@ -221,8 +222,6 @@ async def test_a_changed_row_updates_its_person_and_emits_one_person_updated(imp
     async with imports.app.state.session_factory() as s:
         last = (await s.execute(select(outbox.c.ce_type, outbox.c.payload, outbox.c.message_key).order_by(outbox.c.id.desc()).limit(1))).one()
     assert last.ce_type.endswith("person.updated.v1") and last.message_key == person["id"]
-    import json
-
     assert json.loads(last.payload)["changed"] == ["decile", "decile_date", "phone"]
 
 
@@ -300,6 +299,25 @@ async def test_the_file_as_a_whole_is_checked_at_upload(imports, body, content_t
     assert r.headers["content-type"] == "application/problem+json"
     if field:
         assert field in {e["field"] for e in r.json()["errors"]}
+
+
+async def test_a_piece_that_keeps_failing_fails_the_job_after_a_few_attempts(imports):
+    if imports.worker is not None:  # this test runs the worker itself, step by step
+        await imports.worker[0].stop()
+        await imports.worker[1]
+        imports.worker = None
+    job = await submit(imports, to_csv([person_row(kk_number="3515140101200005")]))
+    async with imports.app.state.session_factory() as s, s.begin():  # damage the stored file
+        await s.execute(text("UPDATE import_piece SET data = '\\xfffe'::bytea WHERE job_id = CAST(:j AS uuid)").bindparams(j=job["id"]))
+    worker = ImportWorker(imports.app.state.session_factory, imports.app.state.privacy, max_attempts=2, retry_backoff_s=0)
+    for _ in range(10):  # jobs of earlier tests may come first
+        await worker.run_once()
+        state = (await imports.get(f"/v1/imports/{job['id']}", headers=SIDOARJO)).json()
+        if state["status"] == "failed":
+            break
+    assert (state["status"], state["processed"]) == ("failed", 0)
+    assert "UnicodeDecodeError" in state["error"] and state["finished_at"]
+    assert await worker.run_once() is False  # a failed job is not claimed again: nothing to do
 
 
 def test_row_rules_agree_with_the_persons_api():

@@ -5,3 +5,5 @@ from pilar_kernel.settings import ServiceSettings
 
 class Settings(ServiceSettings):
     service_name: str = "disaster"
+    # Largest list page a client may ask for.
+    max_page_size: int = 500

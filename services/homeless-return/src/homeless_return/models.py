@@ -7,9 +7,13 @@ import uuid
 from datetime import date, datetime
 
 from sqlalchemy import CheckConstraint, Column, DateTime, ForeignKey, Index, LargeBinary, UniqueConstraint, func
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field
 
-metadata = SQLModel.metadata
+from pilar_kernel.db import new_table_base
+
+# The service's tables have a metadata of their own (see pilar_kernel.db.new_table_base).
+Table = new_table_base("HomelessReturnTable")
+metadata = Table.metadata
 
 
 def _created():
@@ -21,7 +25,7 @@ def _when():
     return Field(default=None, sa_column=Column(DateTime(timezone=True)))
 
 
-class ReturnCase(SQLModel, table=True):
+class ReturnCase(Table, table=True):
     """One stranded person's way home, from the report to the last handover."""
 
     __tablename__ = "return_case"
@@ -86,7 +90,7 @@ class ReturnCase(SQLModel, table=True):
     updated_at: datetime = _created()
 
 
-class CareStay(SQLModel, table=True):
+class CareStay(Table, table=True):
     """A stay in a shelter or UPT while the return is prepared."""
 
     __tablename__ = "care_stay"
@@ -104,7 +108,7 @@ class CareStay(SQLModel, table=True):
     created_at: datetime = _created()
 
 
-class CounsellingSession(SQLModel, table=True):
+class CounsellingSession(Table, table=True):
     """A counselling session (the "teredukasi" of Simlontar Rek)."""
 
     __tablename__ = "counselling_session"
@@ -118,7 +122,7 @@ class CounsellingSession(SQLModel, table=True):
     created_at: datetime = _created()
 
 
-class ReturnLeg(SQLModel, table=True):
+class ReturnLeg(Table, table=True):
     """One leg of the trip, ending in a handover to the receiving Dinsos."""
 
     __tablename__ = "return_leg"
@@ -146,7 +150,7 @@ class ReturnLeg(SQLModel, table=True):
     received_by: str | None = None
 
 
-class Holiday(SQLModel, table=True):
+class Holiday(Table, table=True):
     """A dated day off (moving feasts, cuti bersama); yearly fixed ones are settings."""
 
     __tablename__ = "holiday"
@@ -155,7 +159,7 @@ class Holiday(SQLModel, table=True):
     name: str
 
 
-class KnownPerson(SQLModel, table=True):
+class KnownPerson(Table, table=True):
     """Projection of the registry's persons: enough to match a NIK hash to a person id."""
 
     __tablename__ = "known_person"

@@ -7,9 +7,15 @@ from fastapi import FastAPI
 from pilar_kernel.service import ServiceSpec, create_service_app
 
 from . import events  # noqa: F401  (registers the event models)
+from .aid import api as aid_api
+from .aid.events import aid
+from .disasters import consumer as disasters_consumer
 from .duplicates import api as duplicates_api
+from .imports import api as imports_api
 from .persons import api as persons_api
 from .programmes import api as programmes_api
+from .referrals.events import shelter_referrals
+from .returns import consumer as returns_consumer
 from .privacy import Privacy
 from .settings import Settings
 
@@ -26,8 +32,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         name="registry",
         title="Pilar beneficiary registry",
         description="Persons, households and programme enrolment: the source of truth for who the agency serves.",
-        routers=[persons_api.router, programmes_api.router, duplicates_api.router],
-        consumers=[],
+        routers=[persons_api.router, programmes_api.router, duplicates_api.router, imports_api.router, aid_api.router],
+        # Facts from other services: payment results, shelter referrals, returns, disaster victims.
+        consumers=[aid, shelter_referrals, returns_consumer.build(settings), disasters_consumer.build(settings)],
         migrations_dir=MIGRATIONS,
         on_startup=[install_privacy],
     )

@@ -16,15 +16,15 @@ from typing import Any
 
 from sqlalchemy import ARRAY, BigInteger, Boolean, CheckConstraint, Column, DateTime, Identity, Index, LargeBinary, Text, func, text
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import registry
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field
+
+from pilar_kernel.db import new_table_base
 
 from . import domain
 
 
-class _Table(SQLModel, registry=registry()):
-    """Base of the shelter's tables, with a metadata of their own: SQLModel's shared one would
-    clash with another service's table of the same name (``incident``) in one process."""
+# Base of the shelter's tables, with a metadata of their own (another service has an ``incident`` table).
+_Table = new_table_base("ShelterTable")
 
 
 def _now() -> datetime:

@@ -6,10 +6,12 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import CheckConstraint, Column, DateTime, Index, func, text
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field
+
+from ..tables import Table
 
 
-class DuplicateCandidate(SQLModel, table=True):
+class DuplicateCandidate(Table, table=True):
     __tablename__ = "duplicate_candidate"
     __table_args__ = (
         CheckConstraint("status IN ('open','merged','dismissed')", name="duplicate_status"),

@@ -1,64 +1,67 @@
-"""HTTP routes of the bulk import (``/v1/imports``).
+"""HTTP routes of the bulk import (``/v1/imports``). The section below is also the upload's
+description in the OpenAPI document (Markdown).
 
 imports
 =======
 
-``POST /v1/imports`` takes a CSV file of persons, either as the raw body
-(``Content-Type: text/csv``; the file name may be given as ``?filename=``) or as
-``multipart/form-data`` with the file in the field ``file``. The file is checked as a whole
+`POST /v1/imports` takes a CSV file of persons, either as the raw body
+(`Content-Type: text/csv`; the file name may be given as `?filename=`) or as
+`multipart/form-data` with the file in the field `file`. The file is checked as a whole
 (UTF-8, well-formed CSV, a header naming known columns), stored, and answered with
-``202 Accepted`` and the job; a background worker then processes it in chunks of 5,000 rows.
-``Idempotency-Key`` is honoured: the same key and file return the first job again.
+`202 Accepted` and the job; a background worker then imports it in pieces of 5,000 rows,
+one transaction each. `Idempotency-Key` is honoured: the same key and the same bytes
+return the first job again.
 
-File format: UTF-8 (a byte-order mark is fine), comma-separated, double quotes around cells
-that contain commas, quotes or line breaks; the first row names the columns (any order,
-case and surrounding spaces ignored); one row per person; blank lines are skipped.
+**File format**: UTF-8 (a byte-order mark is fine), comma-separated, double quotes around
+cells that contain commas, quotes or line breaks. The first row names the columns (any
+order; case and surrounding spaces ignored); then one row per person. Blank lines are skipped.
 
-============================  ========  =======================================================
-column                        required  format
-============================  ========  =======================================================
-``nik``                       yes       16 digits (spaces allowed); must match birth date and sex
-``name``                      yes       up to 200 characters
-``birth_place``                         up to 100 characters
-``birth_date``                yes       ``YYYY-MM-DD``, not in the future
-``sex``                       yes       ``L`` / ``P`` as on the KK (also ``M`` / ``F``, ``LAKI-LAKI``, ``PEREMPUAN``)
-``kk_number``                 yes       16 digits, starting with the issuing district's code
-``relationship``              yes       to the head of family: ``KEPALA KELUARGA``, ``SUAMI``, ``ISTRI``, ``ANAK``,
-                                        ``MENANTU``, ``CUCU``, ``ORANG TUA``, ``MERTUA``, ``FAMILI LAIN``,
-                                        ``PEMBANTU``, ``LAINNYA``, or the registry's slugs (``head``, ``wife``...)
-``village_code``              yes       a current Jawa Timur village, ``35.15.14.2001`` or ``3515142001``
-``rt``, ``rw``                          1 to 3 digits
-``street``                              up to 200 characters
-``phone``                               8 to 20 digits, spaces or dashes, optional leading ``+``
-``disability_type``                     ``physical``, ``intellectual``, ``mental``, ``sensory_sight``,
-                                        ``sensory_hearing``, ``sensory_speech``, ``multiple``
-``disability_severity``                 ``mild``, ``moderate``, ``severe``, ``bedridden`` (needs a type)
-``ppks``                                PPKS categories separated by ``;`` (slugs of ``GET /v1/reference/ppks``
-                                        or their official names)
-``decile``                              DTSEN decile 1-10 (with ``decile_date``)
-``decile_date``                         ``YYYY-MM-DD``, the decile's snapshot date (with ``decile``)
-``occupation``                          up to 100 characters
-``employer``                            up to 200 characters
-============================  ========  =======================================================
+| column | required | format |
+|---|---|---|
+| `nik` | yes | 16 digits (spaces allowed); must agree with birth date and sex |
+| `name` | yes | up to 200 characters |
+| `birth_place` | | up to 100 characters |
+| `birth_date` | yes | `YYYY-MM-DD`, not in the future |
+| `sex` | yes | `L` / `P` as on the KK (also `M` / `F`, `LAKI-LAKI`, `PEREMPUAN`) |
+| `kk_number` | yes | 16 digits, starting with the issuing district's code |
+| `relationship` | yes | to the head of family: `KEPALA KELUARGA`, `SUAMI`, `ISTRI`, `ANAK`, `MENANTU`, `CUCU`, `ORANG TUA`, `MERTUA`, `FAMILI LAIN`, `PEMBANTU`, `LAINNYA`, or the registry's slugs (`head`, `wife`, `child`...) |
+| `village_code` | yes | a current Jawa Timur village: `35.15.14.2001` or `3515142001` |
+| `rt`, `rw` | | 1 to 3 digits |
+| `street` | | up to 200 characters |
+| `phone` | | 8 to 20 digits, spaces or dashes, optional leading `+` |
+| `disability_type` | | `physical`, `intellectual`, `mental`, `sensory_sight`, `sensory_hearing`, `sensory_speech`, `multiple` |
+| `disability_severity` | | `mild`, `moderate`, `severe`, `bedridden` (needs a type) |
+| `ppks` | | PPKS categories separated by `;`: the slugs of `GET /v1/reference/ppks` or their official names |
+| `decile` | | DTSEN decile 1-10 (with `decile_date`) |
+| `decile_date` | | `YYYY-MM-DD`, the decile's snapshot date (with `decile`) |
+| `occupation` | | up to 100 characters |
+| `employer` | | up to 200 characters |
 
-``decile`` and ``decile_date`` come as a pair of columns, and ``disability_severity`` needs
-the ``disability_type`` column. Unknown, repeated or missing required columns refuse the
-whole file (422).
+`decile` and `decile_date` come as a pair of columns, and `disability_severity` needs the
+`disability_type` column. Unknown, repeated or missing required columns refuse the whole
+file (422), as do a file that is not UTF-8 or not CSV, and one without rows.
 
-Rows are matched to registered persons by NIK (upsert): a new NIK registers a person, a
-known one is updated where the row differs, and a row equal to the record changes nothing
-and emits no event, so importing the same file twice is harmless. A column left out of the
-file leaves that field of existing persons alone; an empty cell clears it. A NIK may appear
-once per file. A regency office's token imports only persons living in its region, and
-cannot change persons registered in another region. Deceased and merged records are not
-changed.
+**Upsert on the NIK**: a new NIK registers a person; a known one is updated where the row
+differs from the record; a row equal to the record changes nothing and emits no event, so
+importing the same file twice is harmless. A column left out of the file leaves that field
+of existing persons alone; an empty cell clears it. The row's KK and relationship set the
+person's current household membership. A NIK may appear only once per file (later rows
+with it are refused). Events are those of the persons API: `PersonRegistered`,
+`PersonUpdated` (and `PersonMoved` when the regency changes), `HouseholdChanged`.
 
-Each broken row is refused alone, with one line per problem in the error report
-(``GET /v1/imports/{id}/errors.csv``: ``row,column,reason``; row numbers are a spreadsheet's,
-the header being row 1; the column is empty when the whole row is at fault); the good rows
-are imported. ``GET /v1/imports/{id}`` gives the status (``queued``, ``running``, ``done``,
-``failed``), the counts and the progress. A job is visible to the client that uploaded it and
-to province-wide clients.
+**Region**: a regency office's token (region claim `35.xx`) imports only persons living in
+its region (other rows are refused) and cannot change persons registered in another region.
+Deceased and merged records are not changed.
+
+**Errors**: each broken row is refused alone, with one line per problem in the report
+`GET /v1/imports/{id}/errors.csv` (`row,column,reason`; rows are numbered as a spreadsheet
+shows them, the header being row 1; the column is empty when the whole row is at fault;
+reasons never repeat a NIK, phone number or name). The good rows are imported.
+
+**Progress**: `GET /v1/imports/{id}` gives the status (`queued`, `running`, `done`,
+`failed`), the counts (`total`, `processed`, `inserted`, `updated`, `unchanged`, `failed`)
+and `progress` (0 to 1). A job is visible to the client that uploaded it and to
+province-wide clients; to anyone else it does not exist (404).
 """
 
 from __future__ import annotations
@@ -98,11 +101,6 @@ _UPLOAD_BODY = {
 }
 
 
-def _too_large() -> Problem:
-    return Problem(f"the file is larger than {service.MAX_UPLOAD_BYTES // (1024 * 1024)} MiB: split it", status=413,
-                   type="payload-too-large", title="File too large")  # fmt: skip
-
-
 @router.post(
     "/imports",
     status_code=202,
@@ -120,7 +118,7 @@ async def create_import(
 ):
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > service.MAX_UPLOAD_BYTES + 64 * 1024:
-        raise _too_large()
+        raise service.too_large()
     content_type = request.headers.get("content-type", "")
     media_type = content_type.split(";", 1)[0].strip().lower()
     if media_type != "multipart/form-data" and media_type not in CSV_TYPES:

@@ -22,7 +22,7 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from functools import cache
+from functools import lru_cache
 from typing import Any
 
 from pilar_kernel import regions
@@ -124,7 +124,8 @@ def read_header(cells: Sequence[str]) -> tuple[str, ...]:
 
 
 def is_blank(cells: Sequence[str]) -> bool:
-    return not "".join(cells).strip()
+    """A row of nothing but empty or white-space cells (a blank line, or ``,,,`` from a spreadsheet)."""
+    return not cells or (not cells[0].strip() and not "".join(cells).strip())
 
 
 def normalise_nik_cell(value: str) -> str:
@@ -254,7 +255,7 @@ class ParsedRow:
 
     @property
     def name_norm(self) -> str:
-        return normalise_name(self.name)
+        return _name_norm(self.name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,34 +278,40 @@ class RowContext:
         return frozenset(self.columns)
 
 
-@cache
-def _village(code: str) -> tuple[str | None, str | None]:
-    """(dotted village code, None) or (None, reason)."""
+@lru_cache(maxsize=65_536)
+def _name_norm(name: str) -> str:
+    return normalise_name(name)  # names repeat a lot in a file (and it is not cheap)
+
+
+@lru_cache(maxsize=16_384)
+def _village(code: str) -> tuple[str, str, str] | str:
+    """(village, district, regency) in dotted form, or why the code is refused."""
     try:
         dotted = regions.normalise(code)
     except ValueError:
-        return None, "not a region code (write it like 35.15.14.2001)"
+        return "not a region code (write it like 35.15.14.2001)"
     region = regions.get(dotted)
     if region is None or region.level != "village":
-        return None, "not a village code of the region data"
+        return "not a village code of the region data"
     if not region.current:
-        return None, "this village code is no longer in use"
+        return "this village code is no longer in use"
     if not regions.is_jatim(dotted):
-        return None, "the address must be in Jawa Timur"
-    return dotted, None
+        return "the address must be in Jawa Timur"
+    parts = dotted.split(".")
+    return dotted, ".".join(parts[:3]), ".".join(parts[:2])
 
 
-@cache
+@lru_cache(maxsize=65_536)
 def _kk_region_known(prefix: str) -> bool:
     return regions.get(prefix) is not None
 
 
-@cache
+@lru_cache(maxsize=65_536)
 def _nik_region_known(prefix: str) -> bool:
     return all(regions.exists(code) for code in (prefix[:2], prefix[:4], prefix))
 
 
-@cache
+@lru_cache(maxsize=1_024)
 def in_region(regency_code: str | None, region: str | None) -> bool:
     """The persons API's region rule (:meth:`Principal.may_access_region`) for a regency code."""
     return Principal(subject="", scopes=frozenset(), region=region).may_access_region(regency_code)
@@ -323,13 +330,22 @@ def nik_reasons(nik: str, birth_date: date | None, sex: str | None) -> list[str]
         and _DIGITS16.fullmatch(nik)
         and nik[12:] != "0000"
         and not (birth_date.month == 2 and birth_date.day == 29)
-        and nik[6:12] == f"{birth_date.day + (40 if sex == 'F' else 0):02d}{birth_date.month:02d}{birth_date.year % 100:02d}"
+        and nik[6:12] == _nik_date_digits(birth_date, sex)
         and _nik_region_known(nik[:6])
     ):
         return []
     return [e.message for e in validate_nik(nik, birth_date=birth_date, sex=sex)]  # type: ignore[arg-type]
 
 
+@lru_cache(maxsize=65_536)
+def _nik_date_digits(birth_date: date, sex: str) -> str:
+    return f"{birth_date.day + (40 if sex == 'F' else 0):02d}{birth_date.month:02d}{birth_date.year % 100:02d}"
+
+
+# Cells repeat a lot down a file (dates, categories, relationships): their readings are cached.
+
+
+@lru_cache(maxsize=65_536)
 def _iso_date(value: str) -> date | None:
     if not _ISO_DATE.fullmatch(value):
         return None
@@ -339,111 +355,123 @@ def _iso_date(value: str) -> date | None:
         return None
 
 
+@lru_cache(maxsize=1_024)
+def _relationship(value: str) -> str | None:
+    return _RELATIONSHIPS.get(" ".join(value.lower().split()))
+
+
+@lru_cache(maxsize=4_096)
+def _ppks(value: str) -> tuple[list[str], list[str]]:
+    """(sorted slugs, unknown items) of a ``;``-separated PPKS cell."""
+    slugs, unknown = set(), []
+    for item in value.split(";"):
+        item = item.strip()
+        if item:
+            slug = _PPKS.get(item.lower())
+            if slug is None:
+                unknown.append(item)
+            else:
+                slugs.add(slug)
+    return sorted(slugs), unknown
+
+
+_REQUIRED_REASON = "required"
+_REGION_REASON = "the address is outside your region {}: a regency office imports only its own residents"
+
+
 def parse_row(cells: Sequence[str], row_no: int, ctx: RowContext) -> ParsedRow | list[RowError]:
     """Read one data row: the normalised person, or every problem with the row."""
-    errors: list[RowError] = []
-
-    def err(column: str, reason: str) -> None:
-        errors.append(RowError(row_no, column, reason))
-
     if len(cells) != len(ctx.columns):
         return [RowError(row_no, "", f"the row has {len(cells)} cells but the header names {len(ctx.columns)} columns")]
-    v: dict[str, str | None] = {}
-    for name, cell in zip(ctx.columns, cells):
-        cell = cell.strip()
-        v[name] = cell or None
+    errors: list[RowError] = []
+    err = errors.append
+    v = dict(zip(ctx.columns, [c.strip() or None for c in cells]))
+    get = v.get
     for name in REQUIRED:
         if v[name] is None:
-            err(name, "required")
+            err(RowError(row_no, name, _REQUIRED_REASON))
     for name, limit in MAX_LENGTHS.items():
-        value = v.get(name)
+        value = get(name)
         if value is not None and len(value) > limit:
-            err(name, f"longer than {limit} characters")
+            err(RowError(row_no, name, f"longer than {limit} characters"))
 
     birth_date = sex = None
     if (raw := v["birth_date"]) is not None:
         birth_date = _iso_date(raw)
         if birth_date is None:
-            err("birth_date", "not a date written YYYY-MM-DD")
+            err(RowError(row_no, "birth_date", "not a date written YYYY-MM-DD"))
         elif birth_date > ctx.today:
-            err("birth_date", "birth date is in the future")
+            err(RowError(row_no, "birth_date", "birth date is in the future"))
             birth_date = None
     if (raw := v["sex"]) is not None:
         sex = SEXES.get(raw.lower())
         if sex is None:
-            err("sex", "write L or P (or M or F)")
+            err(RowError(row_no, "sex", "write L or P (or M or F)"))
     nik = normalise_nik_cell(v["nik"] or "")
     if nik:
         for reason in nik_reasons(nik, birth_date, sex):
-            err("nik", reason)
+            err(RowError(row_no, "nik", reason))
 
     village = district = regency = None
     if (raw := v["village_code"]) is not None:
-        village, reason = _village(raw)
-        if village is None:
-            err("village_code", reason or "invalid")
+        found = _village(raw)
+        if isinstance(found, str):
+            err(RowError(row_no, "village_code", found))
         else:
-            parts = village.split(".")
-            district, regency = ".".join(parts[:3]), ".".join(parts[:2])
+            village, district, regency = found
             if not in_region(regency, ctx.region):
-                err("village_code", f"the address is outside your region {ctx.region}: a regency office imports only its own residents")
+                err(RowError(row_no, "village_code", _REGION_REASON.format(ctx.region)))
 
     kk = normalise_nik_cell(v["kk_number"] or "")
     if kk:
         if not _DIGITS16.fullmatch(kk):
-            err("kk_number", "a KK number has 16 digits")
+            err(RowError(row_no, "kk_number", "a KK number has 16 digits"))
         elif not _kk_region_known(kk[:6]):
-            err("kk_number", "a KK number starts with the code of the district that issued it")
+            err(RowError(row_no, "kk_number", "a KK number starts with the code of the district that issued it"))
     relationship = None
     if (raw := v["relationship"]) is not None:
-        relationship = _RELATIONSHIPS.get(" ".join(raw.lower().split()))
+        relationship = _relationship(raw)
         if relationship is None:
-            err("relationship", "not a relationship to the head of family (e.g. KEPALA KELUARGA, ISTRI, ANAK, or head, wife, child)")
+            err(RowError(row_no, "relationship", "not a relationship to the head of family (e.g. KEPALA KELUARGA, ISTRI, ANAK, or head, wife, child)"))
 
     for name in ("rt", "rw"):
-        if (raw := v.get(name)) is not None and not _RT_RW.fullmatch(raw):
-            err(name, "1 to 3 digits")
-    phone = v.get("phone")
+        if (raw := get(name)) is not None and not _RT_RW.fullmatch(raw):
+            err(RowError(row_no, name, "1 to 3 digits"))
+    phone = get("phone")
     if phone is not None and not _PHONE.fullmatch(phone):
-        err("phone", "not a phone number (8 to 20 digits, spaces or dashes, optional leading +)")
+        err(RowError(row_no, "phone", "not a phone number (8 to 20 digits, spaces or dashes, optional leading +)"))
 
-    disability_type = v.get("disability_type")
+    disability_type = get("disability_type")
     if disability_type is not None:
         disability_type = disability_type.lower()
         if disability_type not in DISABILITY_TYPES:
-            err("disability_type", f"one of {', '.join(DISABILITY_TYPES)}")
-    severity = v.get("disability_severity")
+            err(RowError(row_no, "disability_type", f"one of {', '.join(DISABILITY_TYPES)}"))
+    severity = get("disability_severity")
     if severity is not None:
         severity = severity.lower()
         if severity not in DISABILITY_SEVERITIES:
-            err("disability_severity", f"one of {', '.join(DISABILITY_SEVERITIES)}")
+            err(RowError(row_no, "disability_severity", f"one of {', '.join(DISABILITY_SEVERITIES)}"))
         elif disability_type is None:
-            err("disability_type", "a disability severity needs its type")
+            err(RowError(row_no, "disability_type", "a disability severity needs its type"))
 
     ppks: list[str] = []
-    if (raw := v.get("ppks")) is not None:
-        for item in raw.split(";"):
-            item = item.strip()
-            if not item:
-                continue
-            slug = _PPKS.get(item.lower())
-            if slug is None:
-                err("ppks", f"unknown PPKS category {item[:60]!r}")
-            else:
-                ppks.append(slug)
+    if (raw := get("ppks")) is not None:
+        ppks, unknown = _ppks(raw)
+        for item in unknown:
+            err(RowError(row_no, "ppks", f"unknown PPKS category {item[:60]!r}"))
 
     decile = decile_date = None
-    if (raw := v.get("decile")) is not None:
+    if (raw := get("decile")) is not None:
         if raw.isascii() and raw.isdigit() and 1 <= int(raw) <= 10:
             decile = int(raw)
         else:
-            err("decile", "a DTSEN decile is a whole number from 1 to 10")
-    if (raw := v.get("decile_date")) is not None:
+            err(RowError(row_no, "decile", "a DTSEN decile is a whole number from 1 to 10"))
+    if (raw := get("decile_date")) is not None:
         decile_date = _iso_date(raw)
         if decile_date is None:
-            err("decile_date", "not a date written YYYY-MM-DD")
-    if (v.get("decile") is None) != (v.get("decile_date") is None):
-        err("decile_date", "a DTSEN decile needs its snapshot date (and the reverse)")
+            err(RowError(row_no, "decile_date", "not a date written YYYY-MM-DD"))
+    if (get("decile") is None) != (get("decile_date") is None):
+        err(RowError(row_no, "decile_date", "a DTSEN decile needs its snapshot date (and the reverse)"))
 
     if errors:
         return errors
@@ -458,18 +486,18 @@ def parse_row(cells: Sequence[str], row_no: int, ctx: RowContext) -> ParsedRow |
         village_code=village,  # type: ignore[arg-type]
         district_code=district,  # type: ignore[arg-type]
         regency_code=regency,  # type: ignore[arg-type]
-        birth_place=v.get("birth_place"),
-        rt=v.get("rt"),
-        rw=v.get("rw"),
-        street=v.get("street"),
+        birth_place=get("birth_place"),
+        rt=get("rt"),
+        rw=get("rw"),
+        street=get("street"),
         phone=phone,
         disability_type=disability_type,
         disability_severity=severity,
-        ppks=sorted(set(ppks)),
+        ppks=list(ppks),
         decile=decile,
         decile_date=decile_date,
-        occupation=v.get("occupation"),
-        employer=v.get("employer"),
+        occupation=get("occupation"),
+        employer=get("employer"),
     )
 
 

@@ -9,13 +9,15 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import ARRAY, BigInteger, CheckConstraint, Column, DateTime, ForeignKey, Identity, Index, Integer, LargeBinary, Text, func, text
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field
+
+from ..tables import Table
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 JOB_STATUSES = (QUEUED, RUNNING, DONE, FAILED)
 
 
-class ImportJob(SQLModel, table=True):
+class ImportJob(Table, table=True):
     """One uploaded file and its progress. Counts are of data rows (the header is not one)."""
 
     __tablename__ = "import_job"
@@ -52,7 +54,7 @@ class ImportJob(SQLModel, table=True):
     updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()))
 
 
-class ImportPiece(SQLModel, table=True):
+class ImportPiece(Table, table=True):
     """A run of whole CSV records of the upload (UTF-8, no header), processed in one transaction
     and deleted in it. ``dup_rows[i]`` repeats the NIK of row ``dup_of[i]``."""
 
@@ -67,7 +69,7 @@ class ImportPiece(SQLModel, table=True):
     dup_of: list[int] = Field(default_factory=list, sa_column=Column(ARRAY(Integer), nullable=False, server_default="{}"))
 
 
-class ImportRowError(SQLModel, table=True):
+class ImportRowError(Table, table=True):
     """One line of a job's error report: the row, the column (empty for the whole row) and why."""
 
     __tablename__ = "import_error"

@@ -8,7 +8,8 @@ Worker (:class:`ImportWorker`): claims an unfinished job (``FOR UPDATE SKIP LOCK
 processes its pieces in order, each in one transaction that locks the job row, applies the
 piece, adds its counts and error lines, and deletes the piece. A crash rolls back the piece
 under way, which the next attempt (by this or another process) does again; a piece is never
-applied twice. While one piece is written, the next is read and checked in a thread.
+applied twice. While one piece is written, the next is read and checked beside it (same
+thread, in turns: see :func:`prepare_cooperatively`).
 
 Applying a piece: rows are checked (:mod:`.domain`); NIK and phone are sealed and the NIK
 hashed; the persons already registered under those NIK hashes are read and locked. A row
@@ -27,8 +28,9 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -36,6 +38,7 @@ from typing import Any
 
 import asyncpg
 import structlog
+from asyncpg.pgproto.pgproto import UUID as PgUUID
 from sqlalchemy import insert, select, tuple_
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -48,12 +51,13 @@ from pilar_kernel.tracecontext import child_traceparent, parse_trace_id
 from ..events import SOURCE, HouseholdChanged, PersonMoved, PersonRegistered, PersonUpdated
 from ..privacy import Privacy
 from . import domain
-from .models import DONE, FAILED, QUEUED, RUNNING, ImportJob, ImportPiece
+from .models import DONE, FAILED, QUEUED, ImportJob, ImportPiece
 
 log = structlog.get_logger("registry.imports")
 
 MAX_UPLOAD_BYTES = 512 * 1024 * 1024
 MAX_ATTEMPTS = 5
+_SLICE = 100  # rows checked between two turns of the event loop
 INACTIVE = ("deceased", "merged")
 
 
@@ -77,6 +81,11 @@ def _read_upload(data: bytes) -> _StoredUpload:
     return _StoredUpload(columns=upload.columns, total=upload.total, pieces=pieces)
 
 
+def too_large() -> Problem:
+    return Problem(f"the file is larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MiB: split it", status=413,
+                   type="payload-too-large", title="File too large")  # fmt: skip
+
+
 def invalid_upload(exc: domain.UploadError) -> Problem:
     return Problem(str(exc), status=422, type="validation-error", title="Invalid input", errors=exc.errors)
 
@@ -86,8 +95,7 @@ async def submit(
 ) -> ImportJob:
     """Check and store an uploaded file as a queued job (in the caller's transaction)."""
     if len(data) > MAX_UPLOAD_BYTES:
-        raise Problem(f"the file is larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MiB: split it", status=413,
-                      type="payload-too-large", title="File too large")  # fmt: skip
+        raise too_large()
     if not data.strip():
         raise invalid_upload(domain.UploadError("the file is empty: the first row must name the columns"))
     try:
@@ -100,7 +108,7 @@ async def submit(
         owner=principal.subject,
         region=principal.region,
         status=QUEUED,
-        filename=(filename or None) and filename[:200],
+        filename=filename[:200] if filename else None,
         columns=list(stored.columns),
         size_bytes=len(data),
         pieces=len(stored.pieces),
@@ -131,7 +139,12 @@ async def list_jobs(session: AsyncSession, principal: Principal, *, limit: int, 
     if principal.region is not None:
         stmt = stmt.where(ImportJob.owner == principal.subject)
     if after:
-        stmt = stmt.where(tuple_(ImportJob.created_at, ImportJob.id) < (datetime.fromisoformat(after[0]), uuid.UUID(after[1])))
+        try:
+            key = (datetime.fromisoformat(after[0]), uuid.UUID(after[1]))
+        except (ValueError, TypeError, IndexError):
+            raise Problem("cursor is not one this service issued", status=422, type="validation-error", title="Invalid input",
+                          errors=[{"field": "query.cursor", "message": "unknown cursor", "rule": "cursor"}]) from None
+        stmt = stmt.where(tuple_(ImportJob.created_at, ImportJob.id) < key)
     stmt = stmt.order_by(ImportJob.created_at.desc(), ImportJob.id.desc()).limit(limit + 1)
     return list((await session.execute(stmt)).scalars().all())
 
@@ -220,12 +233,28 @@ PERSON_COLUMNS = (
 OUTBOX_COLUMNS = ("topic", "message_key", "lane", "ce_id", "ce_type", "ce_source", "ce_time", "ce_subject", "traceparent", "payload")
 
 
-def prepare(piece: asyncpg.Record | dict[str, Any], ctx: domain.RowContext, privacy: Privacy) -> Prepared:
-    """Read and check a stored piece; seal, hash and build the insert records of its valid rows."""
-    out = Prepared(seq=piece["seq"], row_count=piece["row_count"])
+def random_uuids(n: int) -> list[uuid.UUID]:
+    """``n`` random (version 4) UUIDs from one call to the system's random source.
+
+    They are asyncpg's own UUID class (a ``uuid.UUID``, equal and hashing alike, the type
+    asyncpg returns for uuid columns): made from bytes and printed several times faster
+    than the standard library's, which counts at a few per imported row.
+    """
+    raw = bytearray(os.urandom(16 * n))
+    raw[6::16] = bytes((b & 0x0F) | 0x40 for b in raw[6::16])  # version 4
+    raw[8::16] = bytes((b & 0x3F) | 0x80 for b in raw[8::16])  # RFC 4122 variant
+    data = bytes(raw)
+    return [PgUUID(data[i : i + 16]) for i in range(0, 16 * n, 16)]
+
+
+def _preparing(piece: asyncpg.Record | dict[str, Any], ctx: domain.RowContext, privacy: Privacy, out: Prepared) -> Iterator[None]:
+    """Fill ``out`` from the piece, yielding every few rows (see :func:`prepare_cooperatively`)."""
     duplicates = dict(zip(piece["dup_rows"] or (), piece["dup_of"] or ()))
     key_id = privacy.cipher.current_key_id
-    for row_no, cells in domain.read_piece(bytes(piece["data"]).decode("utf-8"), piece["first_row"]):
+    ids = iter(random_uuids(piece["row_count"]))
+    for n, (row_no, cells) in enumerate(domain.read_piece(bytes(piece["data"]).decode("utf-8"), piece["first_row"]), start=1):
+        if n % _SLICE == 0:
+            yield
         if row_no in duplicates:
             out.errors.append(domain.RowError(row_no, "nik", f"the same NIK is already on row {duplicates[row_no]} of this file"))
             continue
@@ -233,7 +262,7 @@ def prepare(piece: asyncpg.Record | dict[str, Any], ctx: domain.RowContext, priv
         if isinstance(parsed, list):
             out.errors.extend(parsed)
             continue
-        person_id = uuid.uuid4()
+        person_id = next(ids)
         nik_hash = privacy.hash_nik(parsed.nik)
         phone_index = privacy.index_phone(parsed.phone) if parsed.phone else None
         out.rows.append(parsed)
@@ -255,6 +284,26 @@ def prepare(piece: asyncpg.Record | dict[str, Any], ctx: domain.RowContext, priv
                 decile=parsed.decile, disability_severity=parsed.disability_severity,
             ).to_json()
         )  # fmt: skip
+
+
+def prepare(piece: asyncpg.Record | dict[str, Any], ctx: domain.RowContext, privacy: Privacy) -> Prepared:
+    """Read and check a stored piece; seal, hash and build the insert records of its valid rows."""
+    out = Prepared(seq=piece["seq"], row_count=piece["row_count"])
+    for _ in _preparing(piece, ctx, privacy, out):
+        pass
+    return out
+
+
+async def prepare_cooperatively(piece: asyncpg.Record | dict[str, Any], ctx: domain.RowContext, privacy: Privacy) -> Prepared:
+    """:func:`prepare`, handing the event loop back every few rows.
+
+    Run as a task beside the writing of the previous piece, it fills the time the database
+    spends on that piece, in the same thread: a second thread would fight this one for the
+    GIL at every socket read.
+    """
+    out = Prepared(seq=piece["seq"], row_count=piece["row_count"])
+    for _ in _preparing(piece, ctx, privacy, out):
+        await asyncio.sleep(0)
     return out
 
 
@@ -312,11 +361,17 @@ class _Outbox:
         self.records: list[tuple] = []
         self.traceparent = traceparent
         self.time = datetime.now(UTC)
+        self._ids: list[uuid.UUID] = []
+
+    def _ce_id(self) -> uuid.UUID:
+        if not self._ids:
+            self._ids = random_uuids(1024)
+        return self._ids.pop()
 
     def add(self, event_cls, key: uuid.UUID, payload: bytes) -> None:
         subject = str(key)
         self.records.append(
-            (event_cls.topic, subject, lane_of(subject), uuid.uuid4(), event_cls.ce_type, SOURCE, self.time, subject,
+            (event_cls.topic, subject, lane_of(subject), self._ce_id(), event_cls.ce_type, SOURCE, self.time, subject,
              self.traceparent, payload)
         )  # fmt: skip
 
@@ -408,7 +463,7 @@ async def write_piece(
         await conn.execute(_APPLY_UPDATES)
     households = await _join_households(conn, memberships, closes)
     for household_id, regency in left.items():
-        households.setdefault(household_id, regency)
+        households.setdefault(household_id, _Household(regency, created=False))
     await _household_events(conn, outbox, households)
     if outbox.records:
         await conn.copy_records_to_table("outbox", records=outbox.records, columns=OUTBOX_COLUMNS)
@@ -416,11 +471,18 @@ async def write_piece(
     return counts, errors
 
 
+@dataclass
+class _Household:
+    regency_code: str | None
+    created: bool  # by this piece: its members are exactly those who joined here
+    joined: list[tuple[uuid.UUID, str]] = field(default_factory=list)  # (person id, relationship), in order
+
+
 async def _join_households(
     conn: asyncpg.Connection, memberships: list[tuple[uuid.UUID, domain.ParsedRow]], closes: list[int]
-) -> dict[uuid.UUID, str | None]:
-    """End the listed memberships, put each person in their row's KK (created if new);
-    returns the households joined (id → regency)."""
+) -> dict[uuid.UUID, _Household]:
+    """End the listed memberships and put each person in their row's KK (created if new,
+    locked otherwise, as the persons module does); returns the households joined."""
     if closes:
         await conn.execute("UPDATE household_member SET valid_to = now() WHERE id = ANY($1::bigint[])", closes)
     if not memberships:
@@ -429,41 +491,50 @@ async def _join_households(
     for _, row in memberships:
         first.setdefault(row.kk_number, row.regency_code)
     kks = sorted(first)
-    await conn.execute(
+    rows = {r["kk_number"]: (r, True) for r in await conn.fetch(
         "INSERT INTO household (id, kk_number, regency_code) "
-        "SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[]) ON CONFLICT (kk_number) DO NOTHING",
-        [uuid.uuid4() for _ in kks], kks, [first[k] for k in kks],
-    )  # fmt: skip
-    rows = await conn.fetch(
-        "SELECT id, kk_number, regency_code FROM household WHERE kk_number = ANY($1::text[]) ORDER BY kk_number FOR UPDATE", kks
-    )
-    by_kk = {r["kk_number"]: r for r in rows}
-    await conn.copy_records_to_table(
-        "household_member",
-        records=[(by_kk[row.kk_number]["id"], person_id, row.relationship) for person_id, row in memberships],
-        columns=("household_id", "person_id", "relationship"),
-    )
-    return {r["id"]: r["regency_code"] for r in rows}
+        "SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[]) ON CONFLICT (kk_number) DO NOTHING "
+        "RETURNING id, kk_number, regency_code",
+        random_uuids(len(kks)), kks, [first[k] for k in kks],
+    )}  # fmt: skip
+    known = [k for k in kks if k not in rows]
+    if known:
+        for r in await conn.fetch(
+            "SELECT id, kk_number, regency_code FROM household WHERE kk_number = ANY($1::text[]) ORDER BY kk_number FOR UPDATE", known
+        ):
+            rows[r["kk_number"]] = (r, False)
+    households: dict[uuid.UUID, _Household] = {}
+    records = []
+    for person_id, row in memberships:
+        r, created = rows[row.kk_number]
+        records.append((r["id"], person_id, row.relationship))
+        households.setdefault(r["id"], _Household(r["regency_code"], created)).joined.append((person_id, row.relationship))
+    await conn.copy_records_to_table("household_member", records=records, columns=("household_id", "person_id", "relationship"))
+    return households
 
 
-async def _household_events(conn: asyncpg.Connection, outbox: _Outbox, households: dict[uuid.UUID, str | None]) -> None:
+async def _household_events(conn: asyncpg.Connection, outbox: _Outbox, households: dict[uuid.UUID, _Household]) -> None:
     """One HouseholdChanged per household whose members changed, with its current members."""
     if not households:
         return
     ids = sorted(households, key=str)
-    members: dict[uuid.UUID, list[tuple[uuid.UUID, str]]] = {h: [] for h in ids}
-    for r in await conn.fetch(
-        "SELECT household_id, person_id, relationship FROM household_member "
-        "WHERE household_id = ANY($1::uuid[]) AND valid_to IS NULL ORDER BY household_id, id",
-        ids,
-    ):
-        members[r["household_id"]].append((r["person_id"], r["relationship"]))
+    members = {h: list(households[h].joined) for h in ids if households[h].created}
+    read = [h for h in ids if not households[h].created]
+    if read:
+        for h in read:
+            members[h] = []
+        for r in await conn.fetch(
+            "SELECT household_id, person_id, relationship FROM household_member "
+            "WHERE household_id = ANY($1::uuid[]) AND valid_to IS NULL ORDER BY household_id, id",
+            read,
+        ):
+            members[r["household_id"]].append((r["person_id"], r["relationship"]))
     for household_id in ids:
         current = members[household_id]
         head = next((pid for pid, rel in current if rel == "head"), None)
         payload = HouseholdChanged(
-            household_id=household_id, regency_code=households[household_id], member_ids=[pid for pid, _ in current],
-            head_person_id=head,
+            household_id=household_id, regency_code=households[household_id].regency_code,
+            member_ids=[pid for pid, _ in current], head_person_id=head,
         ).to_json()  # fmt: skip
         outbox.add(HouseholdChanged, household_id, payload)
 
@@ -546,7 +617,7 @@ class ImportWorker:
         self._wake.clear()
 
     async def run_once(self) -> bool:
-        """Claim one unfinished job and work on it until it is done or lost; False when idle."""
+        """Claim one unfinished job and work on it until it is done or lost; False when there was nothing to do."""
         async with _transaction(self._sessions) as conn:
             job_id = await conn.fetchval(_CLAIM)
             if job_id is None:
@@ -556,32 +627,34 @@ class ImportWorker:
                 "WHERE id = $1 AND status = 'queued'",
                 job_id,
             )
-        await self.process(job_id)
-        return True
+        return await self.process(job_id)
 
-    async def process(self, job_id: uuid.UUID) -> None:
-        """Apply the job's pieces in order until none is left (or another worker takes over)."""
-        ahead: asyncio.Future | None = None  # the next piece, being checked in a thread
+    async def process(self, job_id: uuid.UUID) -> bool:
+        """Apply the job's pieces in order until none is left, or another worker holds the job
+        (then False if this one did nothing)."""
+        ahead: asyncio.Future | None = None  # the next piece, being checked meanwhile
+        progressed = False
         structlog.contextvars.bind_contextvars(import_job=str(job_id))
         try:
             while not self._stopping.is_set():
                 try:
                     ahead, more = await self._step(job_id, ahead)
                 except _Lost:
-                    return
+                    return progressed
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
                     if _disconnected(exc):
                         raise  # the database is away: not the piece's fault; the run loop backs off
-
                     ahead = None
                     if not await self._record_failure(job_id, exc):
-                        return
+                        return True
                     await self._sleep(self._backoff)
                     continue
+                progressed = True
                 if not more:
-                    return
+                    return True
+            return progressed
         finally:
             structlog.contextvars.unbind_contextvars("import_job")
             if ahead is not None:
@@ -603,11 +676,11 @@ class ImportWorker:
                 if prep.seq != piece["seq"]:
                     prep = None
             if prep is None:
-                prep = await asyncio.to_thread(prepare, piece, ctx, self._privacy)
+                prep = await prepare_cooperatively(piece, ctx, self._privacy)
             following = await conn.fetchrow(_PIECE, job_id, piece["seq"] + 1)
             ahead = None
             if following is not None:
-                ahead = asyncio.ensure_future(asyncio.to_thread(prepare, following, ctx, self._privacy))
+                ahead = asyncio.ensure_future(prepare_cooperatively(following, ctx, self._privacy))
             try:
                 counts, errors = await write_piece(conn, job, prep, self._privacy, ctx)
                 if errors:
@@ -628,7 +701,7 @@ class ImportWorker:
     async def _record_failure(self, job_id: uuid.UUID, exc: Exception) -> bool:
         """Count a failed attempt; the job fails after ``max_attempts``. True to try again."""
         log.warning("import piece failed", error=repr(exc)[:500])
-        message = f"internal error while importing ({type(exc).__name__}); the rows before it are imported"
+        message = f"internal error while importing ({type(exc).__name__}); the rows processed so far are imported"
         async with _transaction(self._sessions) as conn:
             attempts = await conn.fetchval(
                 "UPDATE import_job SET attempts = attempts + 1, error = $2, updated_at = clock_timestamp(), "
@@ -640,14 +713,14 @@ class ImportWorker:
         return attempts is not None and attempts < self._max_attempts
 
 
-async def run_worker(app) -> None:
-    """Run an :class:`ImportWorker` for the life of the app (for ``ServiceSpec`` background workers)."""
+def import_worker(app) -> ImportWorker:
+    """The worker factory for ``ServiceSpec.workers``: the app's sessions and privacy keys.
+
+    The worker is kept as ``app.state.import_worker`` so that an upload can wake it at once.
+    """
     worker = ImportWorker(app.state.session_factory, app.state.privacy)
     app.state.import_worker = worker
-    try:
-        await worker.run()
-    finally:
-        await worker.stop()
+    return worker
 
 
-__all__ = ["ImportWorker", "RUNNING", "error_report", "get_job", "list_jobs", "prepare", "run_worker", "submit", "to_out", "write_piece"]
+__all__ = ["ImportWorker", "error_report", "get_job", "list_jobs", "import_worker", "prepare", "submit", "to_out", "write_piece"]

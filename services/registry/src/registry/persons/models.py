@@ -6,10 +6,12 @@ import uuid
 from datetime import date, datetime
 
 from sqlalchemy import ARRAY, BigInteger, CheckConstraint, Column, DateTime, ForeignKey, Identity, Index, LargeBinary, Text, func, text
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field
+
+from ..tables import Table
 
 
-class Person(SQLModel, table=True):
+class Person(Table, table=True):
     __tablename__ = "person"
     __table_args__ = (
         CheckConstraint("status IN ('active','deceased','moved_out','merged')", name="person_status"),
@@ -58,7 +60,7 @@ class Person(SQLModel, table=True):
     updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()))
 
 
-class Household(SQLModel, table=True):
+class Household(Table, table=True):
     __tablename__ = "household"
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
@@ -67,7 +69,7 @@ class Household(SQLModel, table=True):
     created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()))
 
 
-class HouseholdMember(SQLModel, table=True):
+class HouseholdMember(Table, table=True):
     """Membership over time: ``valid_to`` is null for the current KK of a person."""
 
     __tablename__ = "household_member"
@@ -84,7 +86,7 @@ class HouseholdMember(SQLModel, table=True):
     valid_to: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
 
 
-class PiiAccess(SQLModel, table=True):
+class PiiAccess(Table, table=True):
     """Append-only record of every read of unmasked personal data (a trigger forbids changes)."""
 
     __tablename__ = "pii_access"

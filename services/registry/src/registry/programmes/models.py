@@ -11,7 +11,9 @@ from typing import Any
 
 from sqlalchemy import BigInteger, CheckConstraint, Column, DateTime, ForeignKey, Identity, Index, Text, func, text
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field
+
+from ..tables import Table
 
 from .domain import OPEN, STATUSES, SYSTEM_END_REASONS
 
@@ -27,7 +29,7 @@ def _in(values: tuple[str, ...]) -> str:
 OPEN_PREDICATE = f"status IN ({_in(OPEN)})"
 
 
-class Programme(SQLModel, table=True):
+class Programme(Table, table=True):
     """One programme of the catalogue; ``rules`` is a :class:`~.domain.ProgrammeRules` as JSON."""
 
     __tablename__ = "programme"
@@ -47,7 +49,7 @@ class Programme(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=_now, sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()))
 
 
-class ProgrammeAudit(SQLModel, table=True):
+class ProgrammeAudit(Table, table=True):
     """Append-only history of catalogue changes (a trigger refuses UPDATE and DELETE)."""
 
     __tablename__ = "programme_audit"
@@ -62,7 +64,7 @@ class ProgrammeAudit(SQLModel, table=True):
     after: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
 
 
-class Enrolment(SQLModel, table=True):
+class Enrolment(Table, table=True):
     __tablename__ = "enrolment"
     __table_args__ = (
         # One open enrolment per person and programme: the database settles concurrent

@@ -1,0 +1,100 @@
+"""Request and response models of the gateway's own API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+CLIENT_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{1,62}$"
+REGION_PATTERN = r"^35\.\d{2}$"
+SCOPE_PATTERN = r"^[a-z0-9-]+:[a-z0-9-]+$"
+
+
+class RateLimit(BaseModel):
+    per_second: float | None = Field(None, gt=0, le=100_000, description="sustained requests per second; null = default")
+    burst: int | None = Field(None, ge=1, le=1_000_000, description="bucket size; null = default")
+
+
+class ClientCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    client_id: str = Field(pattern=CLIENT_ID_PATTERN, examples=["dinsos-sidoarjo"])
+    name: str = Field(min_length=1, max_length=200)
+    scopes: list[str] = Field(min_length=1, max_length=100)
+    region: str | None = Field(None, pattern=REGION_PATTERN, description="a regency/city code; null = province-wide")
+    rate_limit: RateLimit = RateLimit()
+
+
+class ClientChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, min_length=1, max_length=200)
+    scopes: list[str] | None = Field(None, min_length=1, max_length=100)
+    region: str | None = Field(None, pattern=REGION_PATTERN)
+    province_wide: bool = Field(False, description="true to clear the region")
+    rate_limit: RateLimit | None = None
+
+
+class ClientOut(BaseModel):
+    client_id: str
+    name: str
+    scopes: list[str]
+    region: str | None
+    rate_limit: RateLimit
+    status: str
+    created_at: datetime
+    secret_rotated_at: datetime | None
+    revoked_at: datetime | None
+
+
+class ClientWithSecret(ClientOut):
+    client_secret: str = Field(description="shown once; the gateway keeps only a hash")
+
+
+class KeyOut(BaseModel):
+    kid: str
+    origin: str
+    state: str
+    created_at: datetime
+    active_from: datetime
+    retired_at: datetime | None
+
+
+class SubscriptionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    callback_url: str = Field(max_length=2000, examples=["https://siks.sidoarjokab.go.id/pilar/events"])
+    event_types: list[str] = Field(min_length=1, max_length=200, description="CloudEvents types (ce_type) from /v1/asyncapi.json")
+    region: str | None = Field(None, pattern=REGION_PATTERN, description="only events whose regency_code is in this region")
+
+
+class SubscriptionOut(BaseModel):
+    id: UUID
+    client_id: str
+    callback_url: str
+    event_types: list[str]
+    region: str | None
+    status: str
+    disabled_reason: str | None
+    consecutive_failures: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class SubscriptionWithSecret(SubscriptionOut):
+    secret: str = Field(description="HMAC-SHA256 key of X-Pilar-Signature; shown once")
+
+
+class DeliveryOut(BaseModel):
+    id: int
+    ce_id: str
+    ce_type: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None

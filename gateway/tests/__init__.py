@@ -1,0 +1,1 @@
+"""Tests of the gateway (a package, so that pytest does not shadow the ``gateway`` package)."""

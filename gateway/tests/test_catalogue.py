@@ -1,0 +1,113 @@
+"""The catalogue (merged OpenAPI, AsyncAPI, their HTML pages) and the platform views
+(upstream health, statistics overview), with one upstream up, one without statistics and
+one down."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi import FastAPI, Request
+from pydantic import BaseModel
+
+from .conftest import free_port
+
+pytestmark = pytest.mark.stack
+
+
+class Thing(BaseModel):
+    id: int
+    label: str
+
+
+def alpha_app() -> FastAPI:
+    app = FastAPI(title="alpha", description="things")
+
+    @app.get("/v1/things/{thing_id}", response_model=Thing, tags=["things"], summary="One thing")
+    async def thing(thing_id: int) -> Thing:
+        return Thing(id=thing_id, label="x")
+
+    @app.get("/v1/stats")
+    async def stats(request: Request) -> dict:
+        return {"things": 2, "asked_with_token": request.headers.get("authorization", "").startswith("Bearer ")}
+
+    @app.get("/ready")
+    async def ready() -> dict:
+        return {"status": "ready", "checks": {"database": "ok", "kafka": "ok"}}
+
+    return app
+
+
+def gamma_app() -> FastAPI:
+    app = FastAPI(title="gamma")
+
+    @app.get("/v1/nothing")
+    async def nothing() -> dict:
+        return {}
+
+    @app.get("/ready")
+    async def ready() -> dict:
+        return {"status": "ready"}
+
+    return app
+
+
+@pytest.fixture(scope="module")
+def upstreams(serve):
+    return {"alpha": serve(alpha_app()).url, "gamma": serve(gamma_app()).url, "beta": f"http://127.0.0.1:{free_port()}"}
+
+
+async def test_merged_openapi_and_its_page(run_gateway, upstreams):
+    async with run_gateway(service_urls=upstreams) as gw:
+        response = await gw.http.get("/v1/openapi.json")
+        assert response.status_code == 200
+        doc = response.json()
+        op = doc["paths"]["/v1/alpha/things/{thing_id}"]["get"]
+        assert op["tags"] == ["alpha: things"] and op["summary"] == "One thing"
+        schema = op["responses"]["200"]["content"]["application/json"]["schema"]
+        assert schema["$ref"] == "#/components/schemas/alpha__Thing"
+        assert "alpha__Thing" in doc["components"]["schemas"]
+        assert "/v1/gamma/nothing" in doc["paths"]
+        assert "/oauth/token" in doc["paths"] and "/v1/admin/clients" in doc["paths"] and "/v1/webhooks/subscriptions" in doc["paths"]
+        assert not any(p.startswith("/v1/alpha/") and "ready" in p for p in doc["paths"])
+        assert doc["x-pilar-services"] == {"alpha": "ok", "gamma": "ok", "beta": "unavailable"}
+        assert doc["security"] == [{"oauth2": []}]
+        assert doc["components"]["securitySchemes"]["oauth2"]["flows"]["clientCredentials"]["tokenUrl"] == "/oauth/token"
+
+        page = await gw.http.get("/docs/platform")
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert "/v1/alpha/things/{thing_id}" in page.text and "Not reachable now" in page.text and "beta" in page.text
+        assert "<script" not in page.text and "http" not in page.text.split("<body>", 1)[1].replace("http://GATEWAY", "")
+
+
+async def test_asyncapi_catalogue_lists_the_services_events(run_gateway, upstreams):
+    async with run_gateway(service_urls=upstreams) as gw:
+        doc = (await gw.http.get("/v1/asyncapi.json")).json()
+        assert doc["asyncapi"] == "3.0.0"
+        assert doc["channels"]["registry_person"]["address"] == "registry.person"
+        names = {m["name"] for m in doc["components"]["messages"].values()}
+        assert "id.go.jatimprov.dinsos.registry.person.registered.v1" in names
+        assert all(n.startswith("id.go.jatimprov.dinsos.") and ".kerneltest" not in n for n in names)
+        page = await gw.http.get("/docs/events")
+        assert page.status_code == 200
+        assert "registry.person" in page.text and "nik_hash" in page.text and "<script" not in page.text
+
+
+async def test_platform_health_and_statistics_overview(run_gateway, upstreams):
+    async with run_gateway(service_urls=upstreams) as gw:
+        health = (await gw.http.get("/v1/platform/health")).json()
+        assert health["status"] == "degraded" and health["unavailable"] == ["beta"]
+        assert health["services"]["alpha"]["status"] == "up" and health["services"]["alpha"]["checks"]["kafka"] == "ok"
+        assert health["services"]["beta"]["status"] == "down"
+        assert (await gw.http.get("/health")).json() == {"status": "ok", "service": "gateway"}
+
+        user = await gw.bearer("province", ["alpha:read", "beta:read", "gamma:read"])
+        overview = await gw.http.get("/v1/stats/overview", headers=user)
+        assert overview.status_code == 200, overview.text
+        body = overview.json()
+        assert body["statistics"] == {"alpha": {"things": 2, "asked_with_token": True}}
+        assert body["without_statistics"] == ["gamma"]
+        assert body["missing"] == {"beta": "unreachable"} and body["complete"] is False
+
+        narrow = await gw.bearer("only-gamma", ["gamma:read"])
+        body = (await gw.http.get("/v1/stats/overview", headers=narrow)).json()
+        assert body["not_in_scope"] == ["alpha", "beta"] and body["complete"] is True
+        assert (await gw.http.get("/v1/stats/overview")).status_code == 401

@@ -1,0 +1,1 @@
+"""Evacuation points: capacity, headcounts over time, vulnerable groups, public kitchens."""

@@ -1,0 +1,1 @@
+"""Incidents: type, affected areas and the status history under the national scheme."""

@@ -1,0 +1,71 @@
+"""HTTP routes of incidents: declaration, status changes with their history, lists, statistics."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Query, Request
+
+from pilar_kernel.auth import Principal
+from pilar_kernel.db import SessionDep
+from pilar_kernel.idempotency import idempotent
+
+from .. import access, statistics
+from . import domain, service
+from .schemas import IncidentIn, IncidentOut, IncidentPage, StatusChangeIn, StatusOut
+
+router = APIRouter(prefix="/v1", tags=["incidents"])
+
+
+def _out(incident) -> dict:
+    return IncidentOut.model_validate(incident, from_attributes=True).model_dump()
+
+
+@router.get("/reference/hazards", summary="Hazards by disaster category (UU 24/2007)")
+async def hazards(principal: Principal = access.require(access.READ)) -> dict:
+    return {"categories": {k: list(v) for k, v in domain.HAZARDS.items()}, "statuses": list(domain.STATUSES)}
+
+
+@router.post("/incidents", status_code=201, response_model=IncidentOut, summary="Record an incident with its first status")
+async def declare(body: IncidentIn, request: Request, session: SessionDep, principal: Principal = access.require(access.WRITE)):
+    async def produce():
+        return _out(await service.declare(session, principal, body.model_dump()))
+
+    return await idempotent(request, session, principal, produce)
+
+
+@router.get("/incidents", response_model=IncidentPage, summary="Incidents, newest first")
+async def list_incidents(
+    session: SessionDep,
+    principal: Principal = access.require(access.READ),
+    status: str | None = Query(default=None),
+    regency_code: str | None = Query(default=None),
+    hazard: str | None = Query(default=None),
+    limit: int = Query(default=50, ge=1, le=500),
+    cursor: str | None = Query(default=None),
+) -> dict:
+    rows, next_cursor = await service.list_incidents(session, principal, status=status, regency_code=regency_code, hazard=hazard,
+                                                     limit=limit, cursor=cursor)
+    return {"items": [_out(r) for r in rows], "next_cursor": next_cursor}
+
+
+@router.get("/incidents/{incident_id}", response_model=IncidentOut)
+async def get_incident(incident_id: uuid.UUID, session: SessionDep, principal: Principal = access.require(access.READ)):
+    return _out(await service.get_incident(session, principal, incident_id))
+
+
+@router.post("/incidents/{incident_id}/status", response_model=IncidentOut, summary="Change (or extend) the status under a decree")
+async def change_status(incident_id: uuid.UUID, body: StatusChangeIn, session: SessionDep, principal: Principal = access.require(access.WRITE)):
+    return _out(await service.change_status(session, principal, incident_id, body.model_dump()))
+
+
+@router.get("/incidents/{incident_id}/status-history", response_model=list[StatusOut], summary="Every status the incident had")
+async def status_history(incident_id: uuid.UUID, session: SessionDep, principal: Principal = access.require(access.READ)):
+    await service.get_incident(session, principal, incident_id)
+    return [StatusOut.model_validate(h, from_attributes=True).model_dump() for h in await service.history(session, incident_id)]
+
+
+@router.get("/incidents/{incident_id}/statistics", summary="Affected, displaced, casualties, evacuation, stock and volunteers")
+async def incident_statistics(incident_id: uuid.UUID, session: SessionDep, principal: Principal = access.require(access.READ)) -> dict:
+    incident = await service.get_incident(session, principal, incident_id)
+    return await statistics.of_incident(session, incident, principal.region)

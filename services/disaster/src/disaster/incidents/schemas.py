@@ -1,0 +1,80 @@
+"""Request and response models of incidents."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Category = Literal["natural", "non_natural", "social"]
+Status = Literal["alert", "emergency_response", "transition", "recovery", "closed"]
+Authority = Literal["regent", "mayor", "governor", "president", "head_of_agency"]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class IncidentIn(_In):
+    name: str = Field(min_length=3, max_length=200, description="e.g. 'Banjir Sidoarjo Januari 2026'")
+    category: Category
+    hazard: str = Field(description="flood, landslide, eruption, earthquake, tornado, drought, fire... (see GET /v1/reference/hazards)")
+    regency_codes: list[str] = Field(min_length=1, max_length=38, description="affected regencies/cities, e.g. ['35.08']")
+    district_codes: list[str] = Field(default_factory=list, max_length=700, description="affected districts inside those regencies")
+    started_on: date
+    description: str | None = Field(default=None, max_length=4000)
+    status: Literal["alert", "emergency_response"] = "alert"
+    decree_number: str | None = Field(default=None, max_length=120, description="number of the status decree (SK)")
+    authority: Authority | None = None
+    effective_from: date | None = Field(default=None, description="defaults to started_on")
+    effective_until: date | None = None
+
+
+class StatusChangeIn(_In):
+    version: int = Field(description="the incident version you read; a stale one is refused with 409")
+    status: Status
+    decree_number: str | None = Field(default=None, max_length=120)
+    authority: Authority | None = None
+    effective_from: date
+    effective_until: date | None = None
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class StatusOut(BaseModel):
+    seq: int
+    from_status: str | None
+    to_status: str
+    decree_number: str | None
+    authority: str | None
+    effective_from: date
+    effective_until: date | None
+    note: str | None
+    recorded_by: str
+    recorded_at: datetime
+
+
+class IncidentOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    category: str
+    hazard: str
+    regency_codes: list[str]
+    district_codes: list[str]
+    started_on: date
+    description: str | None
+    status: str
+    decree_number: str | None
+    authority: str | None
+    status_from: date
+    status_until: date | None
+    created_by: str
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class IncidentPage(BaseModel):
+    items: list[IncidentOut]
+    next_cursor: str | None

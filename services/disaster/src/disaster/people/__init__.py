@@ -1,0 +1,1 @@
+"""Rapid assessment: affected households and persons, matched to the registry by NIK hash."""

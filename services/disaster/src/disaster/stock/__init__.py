@@ -1,0 +1,1 @@
+"""Buffer stock: warehouses, catalogue, lots, receipts, requests, shipments, distribution."""

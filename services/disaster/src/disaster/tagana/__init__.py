@@ -1,0 +1,1 @@
+"""Tagana volunteers and their deployments to incidents."""

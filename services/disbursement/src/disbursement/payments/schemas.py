@@ -1,0 +1,110 @@
+"""Request and response models of payments, the bank callback and the post office's files."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Channel = Literal["bank", "post"]
+PaymentStatus = Literal["created", "sent", "succeeded", "failed", "cancelled", "returned"]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AttemptOut(BaseModel):
+    attempt: int
+    channel: Channel
+    sent_at: datetime
+    outcome: Literal["succeeded", "failed", "returned"] | None
+    reason: str | None
+    reference: str | None
+    reported_at: datetime | None
+    anomaly: str | None
+
+
+class PaymentOut(BaseModel):
+    id: uuid.UUID
+    round_id: uuid.UUID
+    person_id: uuid.UUID
+    nik_hash: str | None
+    regency_code: str | None
+    programme_code: str
+    year: int
+    stage: int
+    amount: int
+    channel: Channel
+    status: PaymentStatus
+    attempt: int
+    failure_reason: str | None
+    cancel_reason: str | None
+    bank_reference: str | None
+    returned_amount: int | None
+    return_reason: str | None
+    sent_at: datetime | None
+    settled_at: datetime | None
+    returned_at: datetime | None
+    reconciled_at: datetime | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    attempts: list[AttemptOut] | None = None
+
+
+class PaymentPage(BaseModel):
+    items: list[PaymentOut]
+    next_cursor: str | None
+
+
+class RetryIn(_In):
+    channel: Channel | None = Field(default=None, description="re-route to this channel; by default the same one")
+
+
+class RetryFailedIn(_In):
+    channel: Channel | None = None
+    reasons: list[str] | None = Field(default=None, description="only payments that failed for one of these reasons")
+
+
+class CancelIn(_In):
+    reason: str = Field(min_length=5, max_length=500)
+
+
+class BankResult(_In):
+    payment_id: uuid.UUID
+    attempt: int = Field(ge=1)
+    status: Literal["succeeded", "failed", "returned"]
+    reason: str | None = Field(default=None, max_length=500)
+    reference: str | None = Field(default=None, max_length=100, description="the bank's transaction reference")
+    at: datetime | None = None
+    returned_amount: int | None = Field(default=None, gt=0)
+
+
+class BankCallbackIn(_In):
+    batch_id: str | None = Field(default=None, max_length=100)
+    results: list[BankResult] = Field(min_length=1, max_length=5000)
+
+
+class ReportSummary(BaseModel):
+    applied: int
+    duplicates: int
+    stale: int
+    anomalies: int
+    duplicate_delivery: bool = False
+    lines: int | None = None
+
+
+class PostExportOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    round_id: uuid.UUID
+    instruction_count: int
+    total_amount: int
+    created_by: str
+    created_at: datetime
+    results_imported: int
+    last_import_at: datetime | None

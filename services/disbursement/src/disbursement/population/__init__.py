@@ -1,0 +1,1 @@
+"""The payable population: a local projection of the registry's enrolments and persons."""

@@ -1,0 +1,1 @@
+"""Bank statements matched against payments, and the per-round totals."""

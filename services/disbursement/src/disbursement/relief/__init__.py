@@ -1,0 +1,1 @@
+"""Emergency cash for disaster-affected households (relief programmes and their grants)."""

@@ -1,0 +1,1 @@
+"""Programme settings, yearly budgets and payment rounds (tahap): snapshot, approval, payees."""

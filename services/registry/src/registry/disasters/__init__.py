@@ -1,0 +1,1 @@
+"""The registry's consumer of the disaster service's affected-person events."""
