@@ -194,7 +194,7 @@ def test_compose_runs_exactly_the_platform(services: dict) -> None:
 
 def test_component_table_agrees_with_the_local_stack() -> None:
     components = pytest.importorskip("pilar_devstack.components")
-    stack = {c.name: (c.service_dir, c.package, c.default_port, c.database) for c in components.COMPONENTS}
+    stack = {c.name: (c.service_dir, c.package, c.default_port, c.database) for c in components.PLATFORM}
     assert stack == COMPONENTS
 
 

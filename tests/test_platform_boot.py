@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from pilar_devstack import COMPONENTS
+from pilar_devstack import PLATFORM
 from pilar_kernel.auth import SigningKey
 
 pytestmark = pytest.mark.stack
@@ -20,7 +20,7 @@ def platform(stack):
     stack.stop_components()
 
 
-@pytest.mark.parametrize("name", [c.name for c in COMPONENTS])
+@pytest.mark.parametrize("name", [c.name for c in PLATFORM])
 def test_component_is_ready_and_guards_its_api(platform, name):
     base = platform.url(name)
     ready = httpx.get(f"{base}/ready", timeout=10)

@@ -11,7 +11,7 @@ Importing this package starts nothing. ``pilar-stack up`` runs everything; test 
     stack.stop()
 """
 
-from .components import COMPONENTS, Component, StackConfig
+from .components import COMPONENTS, PLATFORM, Component, StackConfig
 from pilar_kernel.kafka import ensure_topics
 
 from .processes import StackError, free_port, repo_root
@@ -19,6 +19,7 @@ from .stack import LocalStack, Status
 
 __all__ = [
     "COMPONENTS",
+    "PLATFORM",
     "Component",
     "LocalStack",
     "StackConfig",

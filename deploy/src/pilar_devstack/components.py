@@ -52,7 +52,12 @@ COMPONENTS: tuple[Component, ...] = (
     Component("shelter", "shelter", 8003, "shelter", "services/shelter"),
     Component("homeless-return", "homeless_return", 8004, "homeless_return", "services/homeless-return"),
     Component("disaster", "disaster", 8005, "disaster", "services/disaster"),
+    # A stand-in for the paying bank (no database, no migrations): disbursement sends it batches.
+    Component("banksim", "banksim", 8090, "banksim", "deploy/banksim", migrate_module=None),
 )
+
+# The platform's own services (the bank simulator is not one of them).
+PLATFORM = tuple(c for c in COMPONENTS if c.migrate_module is not None)
 
 GATEWAY = "gateway"
 

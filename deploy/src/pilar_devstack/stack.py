@@ -235,7 +235,20 @@ class LocalStack:
                 "PYTHONUNBUFFERED": "1",
             }
         )
+        env.update(self._wiring(component, secrets))
         return env
+
+    def _wiring(self, component: Component, secrets: Mapping[str, str]) -> dict[str, str]:
+        """Per-component settings that connect the local processes to each other."""
+        if component.name == "disbursement" and any(c.name == "banksim" for c in self.components):
+            return {"PILAR_BANK_URL": self.url("banksim"), "PILAR_BANK_CALLBACK_URL": f"{self.url('disbursement')}/v1/bank/callbacks"}
+        if component.name == "banksim":
+            from pilar_kernel.auth import SigningKey
+
+            # The simulated bank calls back with a development token of its own.
+            key = SigningKey.from_files(Path(secrets["PILAR_JWT_PRIVATE_KEY_FILE"]))
+            return {"BANKSIM_CALLBACK_TOKEN": key.mint("bank-simulator", ["disbursement:bank-callback"], ttl_s=30 * 86400)}
+        return {}
 
     def start_components(
         self,

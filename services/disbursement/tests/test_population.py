@@ -23,7 +23,7 @@ from disbursement_testkit import (
     scalar,
     snapshot,
 )
-from pilar_contracts.registry import EnrolmentApproved, EnrolmentEnded, PersonDeceased, PersonMerged
+from pilar_contracts.registry import EnrolmentApproved, EnrolmentEnded, EnrolmentResumed, EnrolmentSuspended, PersonDeceased, PersonMerged
 from pilar_kernel.testing import eventually
 
 pytestmark = pytest.mark.stack
@@ -115,3 +115,27 @@ async def test_a_merge_never_lets_one_human_be_paid_twice_in_a_round(disbursemen
     r = await disbursement.post(f"/v1/rounds/{rnd['id']}/payees", json={"person_id": str(survivor), "note": "re-added by mistake"},
                                 headers=PREPARER)
     assert r.status_code == 422 and r.json()["errors"][0]["rule"] == "payee.already_paid", r.text
+
+
+async def test_a_suspended_enrolment_is_not_payable_until_resumed(disbursement, kafka_bootstrap):
+    code = await new_programme(disbursement)
+    who, enrolment = uuid.uuid4(), uuid.uuid4()
+    fields = dict(enrolment_id=enrolment, person_id=who, nik_hash=f"hash-{who}", programme_code=code, regency_code="35.15")
+    async with publisher(kafka_bootstrap, REGISTRY, ["registry.enrolment", "registry.person"]) as publish:
+        await publish(approved(who, code, enrolment))
+        await publish(EnrolmentSuspended(**fields, reason="bank account closed"))
+
+        async def status_is(wanted):
+            p = await person(disbursement, who)
+            return p and p["enrolments"] and p["enrolments"][0]["status"] == wanted
+
+        await eventually(lambda: status_is("suspended"), timeout=30)
+        rnd = await snapshot(disbursement, await new_round(disbursement, code))
+        lines = (await disbursement.get(f"/v1/rounds/{rnd['id']}/entries", headers=PREPARER)).json()["items"]
+        assert [(line["reason"], line["detail"]) for line in lines] == [("not_active", "enrolment suspended")]
+
+        await publish(EnrolmentResumed(**fields))
+        await eventually(lambda: status_is("active"), timeout=30)
+        rnd = await snapshot(disbursement, await new_round(disbursement, code, stage=2))
+        lines = (await disbursement.get(f"/v1/rounds/{rnd['id']}/entries", headers=PREPARER)).json()["items"]
+        assert [line["reason"] for line in lines] == [None]

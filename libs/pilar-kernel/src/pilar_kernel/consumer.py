@@ -117,7 +117,8 @@ class ConsumerRunner:
                 for tp, messages in batch.items():
                     await self._handle_batch(messages)
                     self._pending[tp] = messages[-1].offset + 1
-                    await self._commit_pending()
+                # One offset commit per poll (after the database commits), not per partition.
+                await self._commit_pending()
         finally:
             # No offset commit here: whatever was not committed is redelivered and deduplicated.
             await self._kafka.stop()
@@ -154,15 +155,31 @@ class ConsumerRunner:
         outcomes: list[bool | None] = []
         try:
             async with self._sessions() as session, session.begin():
+                # One multi-row inbox insert for the batch: the rows it returns are the new events.
+                wanted = [env for _msg, env, event in plan if event is not None]
+                fresh: set[tuple[str, str]] = set()
+                if wanted:
+                    inserted = await session.execute(
+                        pg_insert(inbox)
+                        .values([self._inbox_row(env) for env in wanted])
+                        .on_conflict_do_nothing()
+                        .returning(inbox.c.ce_source, inbox.c.ce_id)
+                    )
+                    fresh = {(row.ce_source, row.ce_id) for row in inserted}
                 for _msg, env, event in plan:
                     if event is None:
                         outcomes.append(None)
                         continue
+                    if (env.source, env.id) not in fresh:
+                        outcomes.append(False)
+                        continue
+                    fresh.discard((env.source, env.id))  # the same event twice in one batch: once
                     token = current_traceparent.set(env.traceparent)
                     try:
-                        outcomes.append(await self._apply_in(session, env, event, self._spec.handlers[type(event)]))
+                        await self._spec.handlers[type(event)](session, event, env)
                     finally:
                         current_traceparent.reset(token)
+                    outcomes.append(True)
         except Exception as exc:
             log.info("batch failed, applying one by one", consumer=self.name, size=len(messages), error=str(exc))
             for msg in messages:
@@ -213,19 +230,22 @@ class ConsumerRunner:
         async with self._sessions() as session, session.begin():
             return await self._apply_in(session, env, event, handler)
 
+    def _inbox_row(self, env: Envelope) -> dict[str, Any]:
+        return {
+            "consumer": self.name,
+            "ce_source": env.source,
+            "ce_id": env.id,
+            "ce_type": env.type,
+            "topic": env.topic,
+            "partition": env.partition,
+            "kafka_offset": env.offset,
+        }
+
     async def _apply_in(self, session: AsyncSession, env: Envelope, event: Event, handler: Handler) -> bool:
         """Record the event in the inbox and apply it, in the caller's transaction; False if seen before."""
         first = await session.execute(
             pg_insert(inbox)
-            .values(
-                consumer=self.name,
-                ce_source=env.source,
-                ce_id=env.id,
-                ce_type=env.type,
-                topic=env.topic,
-                partition=env.partition,
-                kafka_offset=env.offset,
-            )
+            .values(**self._inbox_row(env))
             .on_conflict_do_nothing()
             .returning(inbox.c.ce_id)
         )

@@ -28,7 +28,7 @@ class EnrolmentOut(BaseModel):
     person_id: uuid.UUID
     programme_code: str
     regency_code: str | None
-    status: Literal["active", "ended"]
+    status: Literal["active", "suspended", "ended"]
     active_from: date | None
     ended_on: date | None
     end_reason: str | None
@@ -64,7 +64,7 @@ async def list_enrolments(
     session: SessionDep,
     principal: Reader,
     programme_code: str | None = None,
-    status: Literal["active", "ended"] | None = None,
+    status: Literal["active", "suspended", "ended"] | None = None,
     regency_code: str | None = Query(default=None, pattern=r"^\d{2}\.\d{2}$"),
     limit: int = Query(default=100, ge=1, le=1000),
     cursor: str | None = None,

@@ -18,7 +18,15 @@ from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pilar_contracts.registry import EnrolmentApproved, EnrolmentEnded, PersonDeceased, PersonMerged, PersonMoved
+from pilar_contracts.registry import (
+    EnrolmentApproved,
+    EnrolmentEnded,
+    EnrolmentResumed,
+    EnrolmentSuspended,
+    PersonDeceased,
+    PersonMerged,
+    PersonMoved,
+)
 from pilar_kernel.consumer import Consumer
 from pilar_kernel.events import Envelope
 
@@ -73,7 +81,7 @@ async def enrolment_approved(session: AsyncSession, event: EnrolmentApproved, en
                 "active_from": stmt.excluded.active_from,
                 "updated_at": stmt.excluded.updated_at,
             },
-            where=text("payee_enrolment.status = 'active'"),
+            where=text("payee_enrolment.status IN ('active', 'suspended')"),
         )
     )
 
@@ -96,6 +104,23 @@ async def enrolment_ended(session: AsyncSession, event: EnrolmentEnded, envelope
             index_elements=["enrolment_id"],
             set_={"status": "ended", "ended_on": stmt.excluded.ended_on, "end_reason": stmt.excluded.end_reason, "updated_at": stmt.excluded.updated_at},
         )
+    )
+
+
+@population.on(EnrolmentSuspended)
+async def enrolment_suspended(session: AsyncSession, event: EnrolmentSuspended, envelope: Envelope) -> None:
+    # Same topic and key as the approval, so it always arrives after it: no upsert needed.
+    await session.execute(
+        text("UPDATE payee_enrolment SET status = 'suspended', updated_at = now() WHERE enrolment_id = :e AND status = 'active'"),
+        {"e": event.enrolment_id},
+    )
+
+
+@population.on(EnrolmentResumed)
+async def enrolment_resumed(session: AsyncSession, event: EnrolmentResumed, envelope: Envelope) -> None:
+    await session.execute(
+        text("UPDATE payee_enrolment SET status = 'active', updated_at = now() WHERE enrolment_id = :e AND status = 'suspended'"),
+        {"e": event.enrolment_id},
     )
 
 

@@ -38,7 +38,7 @@ class PayeePerson(Model, table=True):
 class PayeeEnrolment(Model, table=True):
     __tablename__ = "payee_enrolment"
     __table_args__ = (
-        CheckConstraint("status IN ('active','ended')", name="payee_enrolment_status"),
+        CheckConstraint("status IN ('active','suspended','ended')", name="payee_enrolment_status"),
         Index("ix_payee_enrolment_programme", "programme_code", "status"),
     )
 

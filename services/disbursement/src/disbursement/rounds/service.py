@@ -273,6 +273,7 @@ classified AS (
            CASE
                WHEN p.status = 'deceased' THEN 'died on ' || coalesce(p.date_of_death::text, 'an unknown date')
                WHEN p.status = 'merged' THEN 'record merged into ' || coalesce(p.merged_into::text, 'another')
+               WHEN c.en_status = 'suspended' THEN 'enrolment suspended'
                WHEN c.en_status <> 'active' THEN 'enrolment ended on ' || coalesce(c.ended_on::text, '?') || ' (' || coalesce(c.end_reason, '?') || ')'
                WHEN c.active_from > :period_end THEN 'enrolment active only from ' || c.active_from::text
                WHEN {paid_hit} THEN {paid_detail}
