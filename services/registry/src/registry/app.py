@@ -12,6 +12,7 @@ from .aid.events import aid
 from .disasters import consumer as disasters_consumer
 from .duplicates import api as duplicates_api
 from .imports import api as imports_api
+from .imports.service import import_worker
 from .persons import api as persons_api
 from .programmes import api as programmes_api
 from .referrals.events import shelter_referrals
@@ -35,6 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         routers=[persons_api.router, programmes_api.router, duplicates_api.router, imports_api.router, aid_api.router],
         # Facts from other services: payment results, shelter referrals, returns, disaster victims.
         consumers=[aid, shelter_referrals, returns_consumer.build(settings), disasters_consumer.build(settings)],
+        workers=[import_worker],  # bulk CSV import jobs
         migrations_dir=MIGRATIONS,
         on_startup=[install_privacy],
     )
