@@ -21,12 +21,10 @@ Wire it in the registry app with ``consumers=[disasters_consumer.build(settings)
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import select
 
 from pilar_contracts.disaster import PersonAffected
 from pilar_kernel import regions
@@ -55,18 +53,6 @@ def victim_category(incident_category: str) -> str:
     return SOCIAL if incident_category == "social" else NATURAL
 
 
-async def find_person(session: AsyncSession, person_id: uuid.UUID | None, nik_hash: str | None) -> Person | None:
-    """The person the event is about, locked, following merges to the surviving record."""
-    person = None
-    if person_id is not None:
-        person = (await session.exec(select(Person).where(Person.id == person_id).with_for_update())).first()
-    if person is None and nik_hash:
-        person = (await session.exec(select(Person).where(Person.nik_hash == nik_hash).with_for_update())).first()
-    for _ in range(10):  # merge chains are short; the bound guards against a cycle
-        if person is None or person.status != persons_domain.MERGED or person.merged_into is None:
-            break
-        person = (await session.exec(select(Person).where(Person.id == person.merged_into).with_for_update())).first()
-    return person
 
 
 async def flag(session: AsyncSession, person: Person, category: str) -> bool:
@@ -102,7 +88,7 @@ def build(settings) -> Consumer:
     @consumer.on(PersonAffected)
     async def person_affected(session: AsyncSession, event: PersonAffected, envelope) -> None:
         category = victim_category(event.incident_category)
-        person = await find_person(session, event.person_id, event.nik_hash)
+        person = await persons.find_surviving(session, event.person_id, event.nik_hash)
         if person is not None:
             if person.status == persons_domain.DECEASED:
                 log.info("disaster report about a person recorded as deceased", affected_person_id=str(event.affected_person_id))

@@ -78,6 +78,20 @@ def _check_own_region(principal: Principal, regency_code: str | None) -> None:
         raise Forbidden(f"your token may only register or move persons living in {principal.region}")
 
 
+async def find_surviving(session: AsyncSession, person_id: uuid.UUID | None, nik_hash: str | None) -> Person | None:
+    """A person by id or nik_hash (as other services' events name them), locked, following merges to the surviving record."""
+    person = None
+    if person_id is not None:
+        person = (await session.exec(select(Person).where(Person.id == person_id).with_for_update())).first()
+    if person is None and nik_hash:
+        person = (await session.exec(select(Person).where(Person.nik_hash == nik_hash).with_for_update())).first()
+    for _ in range(10):  # merge chains are short; the bound guards against a cycle
+        if person is None or person.status != domain.MERGED or person.merged_into is None:
+            break
+        person = (await session.exec(select(Person).where(Person.id == person.merged_into).with_for_update())).first()
+    return person
+
+
 async def current_membership(session: AsyncSession, person_id: uuid.UUID) -> tuple[HouseholdMember, Household] | None:
     row = (
         await session.exec(

@@ -12,12 +12,10 @@ Wire it in the registry app with ``consumers=[returns_consumer.build(settings)]`
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import select
 
 from pilar_contracts.homeless_return import ReturnCompleted, ReturnUnresolved
 from pilar_kernel import regions
@@ -79,18 +77,6 @@ def _place(code: str | None) -> str:
     return f"{code} {region.name}" if region else code
 
 
-async def find_person(session: AsyncSession, person_id: uuid.UUID | None, nik_hash: str | None) -> Person | None:
-    """The person the event is about, locked, following merges to the surviving record."""
-    person = None
-    if person_id is not None:
-        person = (await session.exec(select(Person).where(Person.id == person_id).with_for_update())).first()
-    if person is None and nik_hash:
-        person = (await session.exec(select(Person).where(Person.nik_hash == nik_hash).with_for_update())).first()
-    for _ in range(10):  # merge chains are short; the bound guards against a cycle
-        if person is None or person.status != persons_domain.MERGED or person.merged_into is None:
-            break
-        person = (await session.exec(select(Person).where(Person.id == person.merged_into).with_for_update())).first()
-    return person
 
 
 async def record(session: AsyncSession, person: Person, note: str, add_ppks: set[str]) -> None:
@@ -118,7 +104,7 @@ def build(settings) -> Consumer:
 
     @consumer.on(ReturnCompleted)
     async def return_completed(session: AsyncSession, event: ReturnCompleted, envelope) -> None:
-        person = await find_person(session, event.person_id, event.nik_hash)
+        person = await persons.find_surviving(session, event.person_id, event.nik_hash)
         if person is None:
             log.info("completed return of a person not in the registry", return_id=str(event.return_id))
             return
@@ -131,7 +117,7 @@ def build(settings) -> Consumer:
     @consumer.on(ReturnUnresolved)
     async def return_unresolved(session: AsyncSession, event: ReturnUnresolved, envelope) -> None:
         note = f"stranded in {_place(event.found_regency_code)}: Simlontar Rek return {event.return_id} unresolved on {_day(event.unresolved_at).isoformat()}"
-        person = await find_person(session, event.person_id, event.nik_hash)
+        person = await persons.find_surviving(session, event.person_id, event.nik_hash)
         if person is not None:
             if person.status != persons_domain.DECEASED:
                 await record(session, person, note, unresolved_ppks(event))
