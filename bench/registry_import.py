@@ -486,8 +486,8 @@ def report(r: dict[str, Any]) -> str:
     lines += [row.format("figure", "value", "target", ""), "-" * 88]
     lines.append(row.format("import end to end (upload → job done)", f"{imp['rate']:,.0f} rows/s", f"≥ {TARGET_RATE:,.0f}",
                             verdict(imp["rate"] >= TARGET_RATE and job["status"] == "done")))  # fmt: skip
-    lines.append(row.format(f"  upload + check + store (POST → 202)", f"{imp['upload_s']:,.1f} s", "", ""))
-    lines.append(row.format(f"  processing (202 → done)", f"{imp['processing_s']:,.1f} s", "", ""))
+    lines.append(row.format("  upload + check + store (POST → 202)", f"{imp['upload_s']:,.1f} s", "", ""))
+    lines.append(row.format("  processing (202 → done)", f"{imp['processing_s']:,.1f} s", "", ""))
     for label, cp in zip(("before", "after"), copies):
         lines.append(row.format(f"bare COPY into LIKE person INCLUDING ALL, {label}", f"{cp['rate']:,.0f} rows/s", "", ""))
     lines.append(row.format(f"  mean of the two ({copies[0]['indexes']} indexes)", f"{r['copy_rate']:,.0f} rows/s", "", ""))

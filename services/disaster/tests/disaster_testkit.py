@@ -8,16 +8,13 @@ import contextlib
 import itertools
 import json
 import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from datetime import date, timedelta
 from pathlib import Path
 
-from sqlalchemy import text
-
 from pilar_kernel.consumer import Consumer, ConsumerRunner
-from pilar_kernel.testing import TestKeys, running_app
+from pilar_kernel.testing import TestKeys, migrate_database, running_app
+from sqlalchemy import text
 
 SERVICE_DIR = Path(__file__).resolve().parents[1]
 REPO = SERVICE_DIR.parents[1]
@@ -37,8 +34,7 @@ _seq = itertools.count(1)
 
 
 def migrate(url: str, service_dir: Path = SERVICE_DIR) -> None:
-    subprocess.run([sys.executable, "-m", "pilar_kernel.prestart"], cwd=service_dir, env={**os.environ, "PILAR_DATABASE_URL": url},
-                   check=True, capture_output=True)
+    migrate_database(service_dir, url)
 
 
 def write_jwks(directory: Path, keys: TestKeys = KEYS) -> str:

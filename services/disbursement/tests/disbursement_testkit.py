@@ -20,11 +20,10 @@ from pathlib import Path
 import httpx
 import uvicorn
 from fastapi import FastAPI
-from sqlalchemy import text
-
 from pilar_kernel.events import Envelope, Event
 from pilar_kernel.kafka import ensure_topics, make_producer
-from pilar_kernel.testing import TestKeys
+from pilar_kernel.testing import TestKeys, migrate_database
+from sqlalchemy import text
 
 SERVICE_DIR = Path(__file__).resolve().parents[1]
 REPO = SERVICE_DIR.parents[1]
@@ -55,8 +54,7 @@ def free_port() -> int:
 
 
 def migrate(url: str, service_dir: Path = SERVICE_DIR) -> None:
-    subprocess.run([sys.executable, "-m", "pilar_kernel.prestart"], cwd=service_dir, env={**os.environ, "PILAR_DATABASE_URL": url},
-                   check=True, capture_output=True)
+    migrate_database(service_dir, url)
 
 
 def write_jwks(directory: Path) -> str:

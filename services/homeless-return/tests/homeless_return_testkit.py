@@ -4,14 +4,11 @@ request bodies."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from pilar_kernel.testing import TestKeys, running_app
+from pilar_kernel.testing import TestKeys, migrate_database, running_app
 
 SERVICE_DIR = Path(__file__).resolve().parents[1]
 REGISTRY_DIR = SERVICE_DIR.parent / "registry"
@@ -24,8 +21,7 @@ SURABAYA = KEYS.headers(READ, WRITE, VERIFY, region="35.78", subject="dinsos-sur
 
 
 def migrate(url: str, service_dir: Path = SERVICE_DIR) -> None:
-    subprocess.run([sys.executable, "-m", "pilar_kernel.prestart"], cwd=service_dir, env={**os.environ, "PILAR_DATABASE_URL": url},
-                   check=True, capture_output=True)
+    migrate_database(service_dir, url)
 
 
 def write_jwks(folder: Path) -> str:

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-from pilar_kernel.testing import TestKeys
+from pilar_kernel.testing import TestKeys, migrate_database
 
 SERVICE_DIR = Path(__file__).resolve().parents[1]
 KEYS = TestKeys()
 
 
 def migrate(url: str) -> None:
-    subprocess.run([sys.executable, "-m", "pilar_kernel.prestart"], cwd=SERVICE_DIR, env={**os.environ, "PILAR_DATABASE_URL": url},
-                   check=True, capture_output=True)
+    migrate_database(SERVICE_DIR, url)

@@ -3,15 +3,12 @@ shelters, staff and cases in a given state."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import uuid
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from pilar_kernel.testing import TestKeys
+from pilar_kernel.testing import TestKeys, migrate_database
 from shelter.domain import QUESTIONS
 
 SERVICE_DIR = Path(__file__).resolve().parents[1]
@@ -25,8 +22,7 @@ LOW_RISK = {q.id: "no" for q in QUESTIONS}
 
 
 def migrate(url: str, service_dir: Path = SERVICE_DIR) -> None:
-    subprocess.run([sys.executable, "-m", "pilar_kernel.prestart"], cwd=service_dir, env={**os.environ, "PILAR_DATABASE_URL": url},
-                   check=True, capture_output=True)
+    migrate_database(service_dir, url)
 
 
 def staff_headers(user: str, role: str) -> dict[str, str]:

@@ -8,8 +8,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -34,6 +38,19 @@ class TestKeys:
 
     def headers(self, *scopes: str, subject: str = "test-client", region: str | None = None, **kw: Any) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(subject, scopes, region=region, **kw)}"}
+
+
+def migrate_database(service_dir: Path, database_url: str) -> None:
+    """Bring a service's database to its Alembic head, exactly as the stack and images do."""
+    result = subprocess.run(
+        [sys.executable, "-m", "pilar_kernel.prestart"],
+        cwd=service_dir,
+        env={**os.environ, "PILAR_DATABASE_URL": database_url},
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"migrations of {service_dir} failed:\n{result.stdout}\n{result.stderr}")
 
 
 async def create_schema(database_url: str, *metadatas: MetaData, drop_first: bool = True) -> None:
