@@ -3,7 +3,6 @@ it), and the steps most tests take."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import itertools
 import json
@@ -12,8 +11,8 @@ from collections.abc import AsyncIterator
 from datetime import date, timedelta
 from pathlib import Path
 
-from pilar_kernel.consumer import Consumer, ConsumerRunner
-from pilar_kernel.testing import TestKeys, migrate_database, running_app
+from pilar_kernel.consumer import Consumer
+from pilar_kernel.testing import TestKeys, assert_runs, migrate_database, running_app
 from sqlalchemy import text
 
 SERVICE_DIR = Path(__file__).resolve().parents[1]
@@ -56,21 +55,9 @@ async def disaster_app(url: str, kafka_bootstrap: str, jwks: str) -> AsyncIterat
 
 @contextlib.asynccontextmanager
 async def beside(client, consumer: Consumer, kafka_bootstrap: str) -> AsyncIterator[None]:
-    """Run ``consumer`` beside an app unless the app already runs it (until the lead wires it in)."""
-    app = client.app
-    if any(worker.name == consumer.name for worker in app.state.workers):
-        yield
-        return
-    settings = app.state.settings
-    runner = ConsumerRunner(consumer, app.state.session_factory, bootstrap=kafka_bootstrap, partitions=settings.topic_partitions,
-                            backoff_s=0.1)
-    task = asyncio.create_task(runner.run())
-    try:
-        await asyncio.wait_for(runner.started.wait(), 60)
-        yield
-    finally:
-        await runner.stop()
-        await asyncio.wait_for(task, 30)
+    """The app's own ``consumer`` (its composition root wires it): fail if it is not there."""
+    assert_runs(client.app, consumer.name)
+    yield
 
 
 async def scalar(client, sql: str, **params):

@@ -10,7 +10,6 @@ hand: every step goes through the services' APIs and events.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 import uuid
@@ -31,9 +30,8 @@ from disbursement_testkit import (
     migrate,
     write_jwks,
 )
-from pilar_kernel.consumer import ConsumerRunner
 from pilar_kernel.nik import make_nik
-from pilar_kernel.testing import eventually, running_app
+from pilar_kernel.testing import assert_runs, eventually, running_app
 
 pytestmark = pytest.mark.stack
 
@@ -49,7 +47,6 @@ SIDOARJO_VILLAGE = "35.15.14.2001"
 async def registry(new_database, kafka_bootstrap, tmp_path_factory):
     """The registry in-process on its own database, with its aid-history route and consumer
     (wired here while ``registry.app`` does not include them yet)."""
-    from registry.aid import api as aid_api
     from registry.aid.events import aid
     from registry.app import create_app
     from registry.settings import Settings
@@ -59,20 +56,10 @@ async def registry(new_database, kafka_bootstrap, tmp_path_factory):
     settings = Settings(env="test", database_url=url, kafka_bootstrap=kafka_bootstrap, jwks_file=write_jwks(tmp_path_factory.mktemp("rkeys")),
                         relay_poll_interval_s=0.2)
     app = create_app(settings)
-    if not any(getattr(r, "original_router", None) is aid_api.router for r in app.router.routes):
-        app.include_router(aid_api.router)
     async with running_app(app) as client:
-        runner = task = None
-        if not any(w.name == aid.name for w in app.state.workers):
-            runner = ConsumerRunner(aid, app.state.session_factory, bootstrap=kafka_bootstrap, partitions=settings.topic_partitions)
-            task = asyncio.create_task(runner.run())
+        assert_runs(app, aid.name)
         client.app = app
-        try:
-            yield client
-        finally:
-            if runner is not None:
-                await runner.stop()
-                await task
+        yield client
 
 
 async def _ok(response, status=200) -> dict:

@@ -5,7 +5,6 @@ paid when a later assessment makes it possible; nothing passes the round's ceili
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -16,10 +15,9 @@ from sqlalchemy.exc import IntegrityError
 
 from disbursement_testkit import ADMIN, PREPARER, SIDOARJO_PREPARER, add_payables, approved_round, assert_problem, new_programme, scalar
 from pilar_contracts.disaster import SOURCE, HouseholdAffected
-from pilar_kernel.consumer import ConsumerRunner
 from pilar_kernel.events import Envelope
 from pilar_kernel.kafka import ensure_topics, make_producer
-from pilar_kernel.testing import eventually
+from pilar_kernel.testing import assert_runs, eventually
 
 pytestmark = pytest.mark.stack
 
@@ -27,22 +25,10 @@ pytestmark = pytest.mark.stack
 @asynccontextmanager
 async def relief_running(client, kafka: str):
     """Run the relief consumer (and its routes) beside the app unless the app already has them."""
-    from disbursement.relief import api as relief_api
-    from disbursement.relief.consumer import NAME, relief
+    from disbursement.relief.consumer import NAME
 
-    app = client.app
-    if not any(getattr(r, "path", "") == "/v1/relief-programmes" for r in app.routes):
-        app.include_router(relief_api.router)
-    if any(worker.name == NAME for worker in app.state.workers):
-        yield
-        return
-    runner = ConsumerRunner(relief, app.state.session_factory, bootstrap=kafka, partitions=app.state.settings.topic_partitions)
-    task = asyncio.create_task(runner.run())
-    try:
-        yield
-    finally:
-        await runner.stop()
-        await asyncio.wait_for(task, 30)
+    assert_runs(client.app, NAME)
+    yield
 
 
 @pytest.fixture(scope="module")

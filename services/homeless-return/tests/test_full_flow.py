@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-import warnings
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 
@@ -17,11 +16,10 @@ from sqlmodel import select
 from homeless_return import domain
 from homeless_return.models import KnownPerson
 from homeless_return_testkit import KEYS, PROVINCE, REGISTRY_DIR, ago, homeless_app, intake, migrate
-from pilar_kernel.consumer import ConsumerRunner
 from pilar_kernel.nik import make_nik
 from pilar_kernel.pii import nik_hash
 from pilar_kernel.settings import DEV_SECRET
-from pilar_kernel.testing import eventually, running_app
+from pilar_kernel.testing import assert_runs, eventually, running_app
 
 pytestmark = pytest.mark.stack
 
@@ -30,8 +28,7 @@ REGISTRY = KEYS.headers("registry:read", "registry:write", subject="dinsos-jatim
 
 @asynccontextmanager
 async def registry_app(url: str, kafka: str, jwks: str):
-    """The registry app, with its consumer of return events running beside it unless the
-    app already runs it."""
+    """The registry app, which runs its consumer of return events itself."""
     from registry.app import create_app
     from registry.returns import consumer as returns
     from registry.settings import Settings
@@ -40,19 +37,8 @@ async def registry_app(url: str, kafka: str, jwks: str):
     app = create_app(settings)
     async with running_app(app) as client:
         client.app = app
-        runner = None
-        if not any(worker.name == returns.NAME for worker in app.state.workers):
-            runner = ConsumerRunner(returns.build(settings), app.state.session_factory, bootstrap=kafka, partitions=settings.topic_partitions)
-            task = asyncio.create_task(runner.run())
-        try:
-            yield client
-        finally:
-            if runner is not None:
-                await runner.stop()
-                try:
-                    await asyncio.wait_for(task, 60)
-                except TimeoutError:  # a slow leave on a loaded machine is not what these tests check
-                    warnings.warn("the returns consumer took over 60 s to stop")
+        assert_runs(app, returns.NAME)
+        yield client
 
 
 @pytest.fixture(scope="module")

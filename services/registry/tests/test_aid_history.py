@@ -4,18 +4,16 @@ changing nothing, records merged into the person, and the region rule."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
 from pilar_contracts.disbursement import SOURCE, PaymentFailed, PaymentReturned, PaymentSent, PaymentSucceeded
-from pilar_kernel.consumer import ConsumerRunner
 from pilar_kernel.events import Envelope
 from pilar_kernel.kafka import ensure_topics, make_producer
 from pilar_kernel.nik import make_nik
-from pilar_kernel.testing import eventually
+from pilar_kernel.testing import assert_runs, eventually
 from registry_testkit import KEYS
 
 pytestmark = pytest.mark.stack
@@ -30,17 +28,10 @@ _serial = iter(range(4000, 9999))
 @pytest.fixture(scope="module")
 async def aid_registry(registry, kafka_bootstrap):
     """The registry with its aid-history route and consumer, wired here if app.py does not yet."""
-    from registry.aid import api as aid_api
     from registry.aid.events import aid
 
     app = registry.app
-    if not any(getattr(r, "original_router", None) is aid_api.router for r in app.router.routes):
-        app.include_router(aid_api.router)
-    runner = task = None
-    if not any(w.name == aid.name for w in app.state.workers):
-        runner = ConsumerRunner(aid, app.state.session_factory, bootstrap=kafka_bootstrap, partitions=3)
-        task = asyncio.create_task(runner.run())
-        await asyncio.wait_for(runner.started.wait(), 30)
+    assert_runs(app, aid.name)
     producer = make_producer(kafka_bootstrap, client_id="aid-test")
     await ensure_topics(kafka_bootstrap, ["disbursement.payment"], 3)
     await producer.start()
@@ -49,9 +40,6 @@ async def aid_registry(registry, kafka_bootstrap):
         yield registry
     finally:
         await producer.stop()
-        if runner is not None:
-            await runner.stop()
-            await task
 
 
 async def _publish(producer, event) -> None:

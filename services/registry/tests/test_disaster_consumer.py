@@ -5,7 +5,6 @@ with it, nobody is registered from a death report, and a redelivery changes noth
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from contextlib import asynccontextmanager
 from datetime import date
@@ -15,14 +14,13 @@ from sqlalchemy import func, text
 from sqlmodel import select
 
 from pilar_contracts.disaster import SOURCE, PersonAffected
-from pilar_kernel.consumer import ConsumerRunner
 from pilar_kernel.events import Envelope
 from pilar_kernel.kafka import ensure_topics, make_producer
 from pilar_kernel.nik import make_nik
 from pilar_kernel.pii import nik_hash
 from pilar_kernel.settings import DEV_SECRET
 from pilar_kernel.tables import inbox, outbox
-from pilar_kernel.testing import eventually
+from pilar_kernel.testing import assert_runs, eventually
 from registry.disasters import consumer as disasters
 from registry.persons.models import Person
 from registry_testkit import KEYS
@@ -35,19 +33,9 @@ _serial = iter(range(2000, 3999))
 
 @asynccontextmanager
 async def disasters_consumer(client, kafka: str):
-    """Run the consumer beside the registry app unless the app already runs it."""
-    app = client.app
-    if any(worker.name == disasters.NAME for worker in app.state.workers):
-        yield
-        return
-    settings = app.state.settings
-    runner = ConsumerRunner(disasters.build(settings), app.state.session_factory, bootstrap=kafka, partitions=settings.topic_partitions)
-    task = asyncio.create_task(runner.run())
-    try:
-        yield
-    finally:
-        await runner.stop()
-        await asyncio.wait_for(task, 30)
+    """The registry app runs this consumer itself: fail if it is not wired."""
+    assert_runs(client.app, disasters.NAME)
+    yield
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-import warnings
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 
@@ -16,14 +15,13 @@ from sqlalchemy import func, text
 from sqlmodel import select
 
 from pilar_contracts.homeless_return import SOURCE, ReturnCompleted, ReturnUnresolved
-from pilar_kernel.consumer import ConsumerRunner
 from pilar_kernel.events import Envelope
 from pilar_kernel.kafka import ensure_topics, make_producer
 from pilar_kernel.nik import make_nik
 from pilar_kernel.pii import nik_hash
 from pilar_kernel.settings import DEV_SECRET
 from pilar_kernel.tables import inbox, outbox
-from pilar_kernel.testing import eventually
+from pilar_kernel.testing import assert_runs, eventually
 from registry.persons.models import Person
 from registry.returns import consumer as returns
 from registry_testkit import KEYS
@@ -36,22 +34,9 @@ _serial = iter(range(4000, 9999))
 
 @asynccontextmanager
 async def returns_consumer(client, kafka: str):
-    """Run the consumer beside the registry app unless the app already runs it."""
-    app = client.app
-    if any(worker.name == returns.NAME for worker in app.state.workers):
-        yield
-        return
-    settings = app.state.settings
-    runner = ConsumerRunner(returns.build(settings), app.state.session_factory, bootstrap=kafka, partitions=settings.topic_partitions)
-    task = asyncio.create_task(runner.run())
-    try:
-        yield
-    finally:
-        await runner.stop()
-        try:
-            await asyncio.wait_for(task, 60)
-        except TimeoutError:  # a slow leave on a loaded machine is not what these tests check
-            warnings.warn("the returns consumer took over 60 s to stop")
+    """The registry app runs this consumer itself: fail if it is not wired."""
+    assert_runs(client.app, returns.NAME)
+    yield
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ the same person propose nothing (and are not dead-lettered)."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 import os
@@ -18,9 +17,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from pilar_kernel.consumer import ConsumerRunner
 from pilar_kernel.nik import make_nik
-from pilar_kernel.testing import eventually, running_app
+from pilar_kernel.testing import assert_runs, eventually, running_app
 from registry.referrals.events import shelter_referrals
 from registry_testkit import KEYS
 
@@ -54,16 +52,9 @@ async def shelter(new_database, kafka_bootstrap, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 async def referrals_running(registry, kafka_bootstrap):
-    """The registry's shelter-referral consumer: the app's own if it runs one, else one started here."""
-    if any(getattr(w, "name", None) == shelter_referrals.name for w in registry.app.state.workers):
-        yield
-        return
-    runner = ConsumerRunner(shelter_referrals, registry.app.state.session_factory, bootstrap=kafka_bootstrap, backoff_s=0.05)
-    task = asyncio.create_task(runner.run())
-    await asyncio.wait_for(runner.started.wait(), timeout=60)
+    """The registry's shelter-referral consumer, which the registry app runs itself."""
+    assert_runs(registry.app, shelter_referrals.name)
     yield
-    await runner.stop()
-    await asyncio.wait_for(task, timeout=30)
 
 
 async def register_person(registry, decile: int) -> str:

@@ -74,6 +74,12 @@ async def running_app(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
             yield client
 
 
+def assert_runs(app: FastAPI, consumer_name: str) -> None:
+    """Fail unless ``app`` runs the consumer itself: its composition root wires it."""
+    names = {getattr(worker, "name", None) for worker in getattr(app.state, "workers", [])}
+    assert consumer_name in names, f"{consumer_name} is not wired into the app (it runs {sorted(n for n in names if n)})"
+
+
 async def eventually(check: Callable[[], Awaitable[Any]], *, timeout: float = 30.0, interval: float = 0.1) -> Any:
     """Poll ``check`` until it returns a truthy value; raise AssertionError at the deadline."""
     deadline = asyncio.get_running_loop().time() + timeout
