@@ -152,7 +152,12 @@ async def test_delivery_retries_until_the_receiver_recovers(gw, receiver, kafka_
     assert {e["id"] for e in receiver.received["all"]} == {mine, elsewhere}, "province-wide gets both regions"
     assert receiver.calls["flaky"] == 3 and receiver.bad_signatures == 0
 
-    log = (await gw.http.get(f"/v1/webhooks/subscriptions/{sub['id']}/deliveries", headers=regional)).json()
+    # The receiver answers before the gateway records the outcome: wait for the record.
+    async def recorded():
+        log = (await gw.http.get(f"/v1/webhooks/subscriptions/{sub['id']}/deliveries", headers=regional)).json()
+        return log if log and log[0]["status"] != "pending" else None
+
+    log = await eventually(recorded, timeout=10)
     assert [(d["ce_id"], d["status"], d["attempts"]) for d in log] == [(mine, "delivered", 3)]
     attempts = (await gw.http.get(f"/v1/webhooks/subscriptions/{sub['id']}/deliveries/{log[0]['id']}/attempts", headers=regional)).json()
     assert [a["status_code"] for a in attempts] == [503, 503, 204]
