@@ -75,6 +75,27 @@ async def test_token_endpoint_refusals_are_oauth_errors(run_gateway):
         assert as_json.status_code == 400 and as_json.json()["error"] == "invalid_request"
 
 
+async def test_a_first_party_app_names_the_officer_and_others_may_not(run_gateway):
+    async with run_gateway() as gw:
+        app_secret = await gw.add_client("shelter-app", ["shelter:caseworker", "gateway:act-for-users"])
+        bank_secret = await gw.add_client("bank-jatim", ["disbursement:read"])
+        form = {"grant_type": "client_credentials", "scope": "shelter:caseworker", "user": "cw.rina@uptd-psbr"}
+        response = await gw.http.post("/oauth/token", data=form, auth=("shelter-app", app_secret))
+        assert response.status_code == 200, response.text
+        principal = await (await service_verifier(gw)).verify(response.json()["access_token"])
+        assert principal.subject == "shelter-app" and principal.claims["user"] == "cw.rina@uptd-psbr"
+        assert principal.scopes == frozenset({"shelter:caseworker"})
+
+        no_user = await gw.http.post("/oauth/token", data={"grant_type": "client_credentials"}, auth=("shelter-app", app_secret))
+        assert "user" not in jwt.decode(no_user.json()["access_token"], options={"verify_signature": False})
+
+        refused = await gw.http.post("/oauth/token", data={"grant_type": "client_credentials", "user": "someone"},
+                                     auth=("bank-jatim", bank_secret))
+        assert refused.status_code == 400 and "gateway:act-for-users" in refused.json()["error_description"]
+        bad = await gw.http.post("/oauth/token", data={**form, "user": "x y"}, auth=("shelter-app", app_secret))
+        assert bad.status_code == 400 and bad.json()["error_description"].startswith("user:")
+
+
 async def test_key_rotation_keeps_old_tokens_valid_and_retires_the_oldest(run_gateway):
     async with run_gateway() as gw:
         admin_secret = await gw.add_client("ops", ["gateway:admin"])
@@ -220,7 +241,7 @@ async def test_development_key_file_and_demo_clients(run_gateway, tmp_path):
     async with run_gateway(env="development", jwt_private_key_file=str(pem), jwks_file=str(jwks_file), seed_demo_clients=True) as gw:
         # The local stack's key signs, so services reading that JWKS file accept gateway tokens.
         demo = json.loads((tmp_path / "demo-clients.json").read_text())
-        assert set(demo) == {"pilar-admin", "dinsos-jatim", "dinsos-sidoarjo", "bank-jatim"}
+        assert set(demo) == {"pilar-admin", "dinsos-jatim", "dinsos-sidoarjo", "shelter-app", "bank-jatim"}
         assert oct((tmp_path / "demo-clients.json").stat().st_mode & 0o777) == "0o600"
         token = await gw.token("dinsos-sidoarjo", demo["dinsos-sidoarjo"]["client_secret"])
         assert jwt.get_unverified_header(token)["kid"] == file_key.kid
@@ -242,8 +263,12 @@ async def test_development_key_file_and_demo_clients(run_gateway, tmp_path):
         assert (await reloaded.verify(fresh)).subject == "bank-jatim"
         with pytest.raises(Unauthorized):
             await reloaded.verify(SigningKey(kid="other", private_pem=file_key.private_pem).mint("x", []))
+        # An older version's demo client with other scopes is brought up to date at the next start.
+        await gw.http.patch("/v1/admin/clients/bank-jatim", json={"scopes": ["disbursement:read"]}, headers=admin)
     # A restart keeps the same demo secrets (nothing rotated behind the developer's back).
-    before = (tmp_path / "demo-clients.json").read_text()
+    before = json.loads((tmp_path / "demo-clients.json").read_text())
     async with run_gateway(database_url=gw.app.state.settings.database_url, env="development", jwt_private_key_file=str(pem),
-                           jwks_file=str(jwks_file), seed_demo_clients=True):
-        assert (tmp_path / "demo-clients.json").read_text() == before
+                           jwks_file=str(jwks_file), seed_demo_clients=True) as again:
+        assert json.loads((tmp_path / "demo-clients.json").read_text()) == before
+        bank = (await again.http.get("/v1/admin/clients/bank-jatim", headers=admin)).json()
+        assert "disbursement:bank-callback" in bank["scopes"]

@@ -22,24 +22,33 @@ log = structlog.get_logger("gateway.demo")
 
 SECRETS_FILE = "demo-clients.json"
 
-# The services' scopes as known when this was written; adjust as the services define theirs.
+# The services' scopes (each service's ``access`` module says what each one allows).
 REGISTRY = ["registry:read", "registry:write", "registry:verify", "registry:approve", "registry:programme-admin",
             "registry:pii", "registry:audit"]
-DISBURSEMENT = ["disbursement:read", "disbursement:write", "disbursement:approve", "disbursement:reconcile"]
-SHELTER = ["shelter:read", "shelter:write", "shelter:supervise"]
-HOMELESS_RETURN = ["homeless-return:read", "homeless-return:write"]
-DISASTER = ["disaster:read", "disaster:write"]
+DISBURSEMENT = ["disbursement:read", "disbursement:prepare", "disbursement:approve", "disbursement:programme-admin"]
+SHELTER_STAFF = ["shelter:caseworker", "shelter:supervisor"]
+HOMELESS_RETURN = ["homeless-return:read", "homeless-return:write", "homeless-return:verify", "homeless-return:admin"]
+DISASTER = ["disaster:read", "disaster:write", "disaster:approve", "disaster:admin"]
+ACT_FOR_USERS = "gateway:act-for-users"
 
 DEMO_CLIENTS: list[dict] = [
     {"client_id": "pilar-admin", "name": "Pilar platform administrators (demo)",
      "scopes": ["gateway:admin", "gateway:webhooks"], "region": None},
+    # The provincial officers' console: signs its officers in and names them in each token
+    # (``user``), so that the preparer and the approver of a round are told apart.
     {"client_id": "dinsos-jatim", "name": "Dinas Sosial Provinsi Jawa Timur (demo)",
-     "scopes": REGISTRY + DISBURSEMENT + SHELTER + HOMELESS_RETURN + DISASTER + ["gateway:webhooks"], "region": None},
+     "scopes": REGISTRY + DISBURSEMENT + HOMELESS_RETURN + DISASTER + ["shelter:admin", "shelter:analyst",
+                                                                       "gateway:webhooks", ACT_FOR_USERS],
+     "region": None},
     {"client_id": "dinsos-sidoarjo", "name": "Dinas Sosial Kabupaten Sidoarjo (demo)",
      "scopes": ["registry:read", "registry:write", "registry:verify", "disbursement:read", "homeless-return:read",
-                "homeless-return:write", "disaster:read", "disaster:write", "gateway:webhooks"], "region": "35.15"},
+                "homeless-return:write", "disaster:read", "disaster:write", "gateway:webhooks", ACT_FOR_USERS],
+     "region": "35.15"},
+    # The shelters' caseworker app: survivor records are need-to-know per staff member.
+    {"client_id": "shelter-app", "name": "UPT shelters' caseworker app (demo)",
+     "scopes": SHELTER_STAFF + [ACT_FOR_USERS], "region": None},
     {"client_id": "bank-jatim", "name": "Bank Jatim, payment partner (demo)",
-     "scopes": ["disbursement:read", "disbursement:bank", "gateway:webhooks"], "region": None},
+     "scopes": ["disbursement:read", "disbursement:bank-callback", "gateway:webhooks"], "region": None},
 ]
 
 
@@ -74,18 +83,25 @@ async def seed(session: AsyncSession, key_file: str | None) -> None:
         client_id = spec["client_id"]
         row = (await session.execute(select(clients_table).where(clients_table.c.client_id == client_id))).first()
         known_secret = (on_file.get(client_id) or {}).get("client_secret")
+        if row is not None and row.revoked_at is not None:
+            continue  # an operator revoked it: leave it so
         if row is None:
             row, secret = await clients.create(session, **spec)
-        elif row.revoked_at is not None:
-            continue
-        elif known_secret and await clients.verify_secret(row.secret_hash, known_secret):
-            continue
-        elif path is None:
-            continue  # nowhere to put a new secret: leave the client as it is
         else:
-            row, secret = await clients.rotate_secret(session, client_id)
-        on_file[client_id] = {"client_secret": secret, "scopes": sorted(row.scopes), "region": row.region}
-        changed = True
+            if sorted(row.scopes) != sorted(spec["scopes"]) or row.region != spec["region"]:
+                # The demo clients follow the code: a newer version may grant other scopes.
+                row = await clients.change(session, client_id, scopes=spec["scopes"], region=spec["region"])
+                changed = True
+            if known_secret and await clients.verify_secret(row.secret_hash, known_secret):
+                secret = known_secret
+            elif path is None:
+                continue  # nowhere to put a new secret: leave the client as it is
+            else:
+                row, secret = await clients.rotate_secret(session, client_id)
+        entry = {"client_secret": secret, "scopes": sorted(row.scopes), "region": row.region}
+        if on_file.get(client_id) != entry:
+            on_file[client_id] = entry
+            changed = True
     if changed and path is not None:
         _write(path, on_file)
     log.info("demo clients ready", clients=[c["client_id"] for c in DEMO_CLIENTS],

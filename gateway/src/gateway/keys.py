@@ -188,8 +188,10 @@ class KeyRing:
                 return key
         raise RuntimeError("the gateway has no signing key (run the gateway once to create one)")
 
-    def mint(self, subject: str, scopes: list[str], *, region: str | None, ttl_s: int) -> str:
-        return self.current().signer.mint(subject, scopes, region=region, ttl_s=ttl_s, issuer=self._issuer, audience=self._audience)
+    def mint(self, subject: str, scopes: list[str], *, region: str | None, ttl_s: int, user: str | None = None) -> str:
+        extra = {"user": user} if user else {}
+        return self.current().signer.mint(subject, scopes, region=region, ttl_s=ttl_s, issuer=self._issuer,
+                                          audience=self._audience, **extra)
 
 
 def export_jwks_file(path: str, jwks: dict) -> None:

@@ -2,7 +2,11 @@
 
 ``POST /oauth/token`` takes a form with ``grant_type=client_credentials`` and the client's
 id and secret by HTTP Basic or in the form; ``scope`` may narrow the token to part of the
-client's scopes. Errors are problem+json that also carry OAuth's ``error`` and
+client's scopes. A trusted first-party application (a client holding
+``gateway:act-for-users``, such as the shelter caseworkers' app or the officers' console)
+signs its own staff in and may name the officer in ``user``: the token then carries a
+``user`` claim, which the services use for four-eyes rules, need-to-know and audit.
+Other clients may not name a user. Errors are problem+json that also carry OAuth's ``error`` and
 ``error_description`` members, so OAuth client libraries understand them.
 """
 
@@ -10,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from urllib.parse import parse_qs, unquote_plus
 
 from fastapi import APIRouter, Request
@@ -27,6 +32,8 @@ FORM = "application/x-www-form-urlencoded"
 MAX_FORM_BYTES = 8 * 1024
 TOKEN_RATE_PER_S, TOKEN_BURST = 1.0, 10
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+ACT_FOR_USERS = "gateway:act-for-users"
+USER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
 
 
 class OAuthError(Problem):
@@ -89,6 +96,7 @@ TOKEN_FORM_SCHEMA = {
                     "properties": {
                         "grant_type": {"type": "string", "enum": ["client_credentials"]},
                         "scope": {"type": "string", "description": "space-separated; a subset of the client's scopes"},
+                        "user": {"type": "string", "description": f"the officer acting (clients with {ACT_FOR_USERS} only)"},
                         "client_id": {"type": "string", "description": "when not sent by HTTP Basic"},
                         "client_secret": {"type": "string", "description": "when not sent by HTTP Basic"},
                     },
@@ -129,9 +137,15 @@ async def token(request: Request, session: SessionDep) -> JSONResponse:
     if requested - granted:
         raise OAuthError("invalid_scope", f"not granted to this client: {' '.join(sorted(requested - granted))}")
     scopes = sorted(requested or granted)
+    user = form.get("user")
+    if user is not None:
+        if ACT_FOR_USERS not in granted:
+            raise OAuthError("invalid_request", f"only a client holding {ACT_FOR_USERS} may name a user")
+        if not USER_ID.match(user):
+            raise OAuthError("invalid_request", "user: 1-128 letters, digits or . _ @ -, starting with a letter or digit")
     gateway.directory.put(row)
     ttl = gateway.settings.token_ttl_s
-    access_token = gateway.keyring.mint(row.client_id, scopes, region=row.region, ttl_s=ttl)
+    access_token = gateway.keyring.mint(row.client_id, scopes, region=row.region, ttl_s=ttl, user=user)
     return JSONResponse(
         {"access_token": access_token, "token_type": "Bearer", "expires_in": ttl, "scope": " ".join(scopes)},
         headers=NO_STORE,
