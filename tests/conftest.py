@@ -1,0 +1,53 @@
+"""The whole platform for the system tests: every service, the gateway and the bank simulator
+as processes under uvicorn, with their demo data, exactly as ``make run`` starts them.
+
+The platform gets its own Kafka broker (and its own databases on the run's PostgreSQL
+cluster): the services' in-process tests publish on the same topic names and use the same
+consumer groups, and their leftovers must not leak into the platform's records. It is
+started once, by the first test that asks for it, and stopped at the end of the run.
+
+Tests talk to it the way partners do: through the gateway, with tokens from
+``/oauth/token`` for the demo clients (``Platform.headers``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+import pytest
+
+from pilar_devstack import COMPONENTS, LocalStack, free_port
+from platform_testkit import Platform
+
+# The bank simulator fails this share of first attempts, so every round has retries to make.
+BANK_FAILURE_RATE = "0.06"
+
+
+@pytest.fixture(scope="session")
+def platform_stack(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory):
+    s = LocalStack(
+        run_dir=Path(tmp_path_factory.mktemp("platform")),
+        pg_admin_url=stack.admin_url,
+        kafka_port=free_port(),
+        controller_port=free_port(),
+        partitions=3,
+        component_ports={c.name: free_port() for c in COMPONENTS},
+    )
+    try:
+        s.start_kafka()
+        s.create_databases()
+        s.start_components(extra_env={"BANKSIM_FAILURE_RATE": BANK_FAILURE_RATE}, ready_timeout=120)
+        from pilar_devstack.seed import seed
+
+        asyncio.run(seed(s))  # the run command's demo data
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture(scope="session")
+async def platform(platform_stack: LocalStack):
+    async with httpx.AsyncClient(base_url=platform_stack.url("gateway"), timeout=60) as http:
+        yield Platform(platform_stack, http)
