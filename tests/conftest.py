@@ -13,6 +13,7 @@ Tests talk to it the way partners do: through the gateway, with tokens from
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 import httpx
@@ -26,7 +27,14 @@ BANK_FAILURE_RATE = "0.06"
 
 
 @pytest.fixture(scope="session")
-def platform_stack(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory):
+def platform_stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    running = os.environ.get("PILAR_TEST_PLATFORM_DIR")
+    if running:
+        # A developer's platform already up (`PILAR_RUN_DIR=... python -m pilar_devstack up`):
+        # iterate on system tests without restarting it. Never used by CI.
+        yield LocalStack.from_saved(running)
+        return
+    stack: LocalStack = request.getfixturevalue("stack")
     s = LocalStack(
         run_dir=Path(tmp_path_factory.mktemp("platform")),
         pg_admin_url=stack.admin_url,

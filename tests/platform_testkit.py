@@ -52,6 +52,32 @@ class Platform:
     def url(self, name: str) -> str:
         return self.stack.url(name)
 
+    async def call(self, method: str, path: str, *, expect: int | tuple[int, ...] = 200, **kwargs) -> httpx.Response:
+        """One request through the gateway, waiting out its rate limit (429 + Retry-After) as a
+        well-behaved partner does; asserts the expected status."""
+        for _ in range(60):
+            response = await self.http.request(method, path, **kwargs)
+            if response.status_code != 429:
+                break
+            await asyncio.sleep(float(response.headers.get("retry-after", "1")))
+        expected = (expect,) if isinstance(expect, int) else expect
+        assert response.status_code in expected, f"{method} {path}: {response.status_code} {response.text[:500]}"
+        return response
+
+    async def json(self, method: str, path: str, **kwargs):
+        return (await self.call(method, path, **kwargs)).json()
+
+    async def all_pages(self, path: str, *, headers: dict[str, str], params: dict | None = None, limit: int = 500) -> list[dict]:
+        """Every item of a cursor-paginated list (``items`` + ``next_cursor``)."""
+        items: list[dict] = []
+        query = {**(params or {}), "limit": limit}
+        while True:
+            page = await self.json("GET", path, headers=headers, params=query)
+            items.extend(page["items"])
+            if not page.get("next_cursor"):
+                return items
+            query["cursor"] = page["next_cursor"]
+
 
 async def converge(check, *, timeout: float = 60.0, interval: float = 0.5, what: str = "the services to agree"):
     """Poll ``check`` (async, returns a truthy value when done) until it holds; fail after ``timeout``."""

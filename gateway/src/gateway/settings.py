@@ -53,7 +53,7 @@ class Settings(ServiceSettings):
     max_body_bytes_per_service: dict[str, int] = Field(default_factory=dict)
 
     # -- platform views and catalogue
-    stats_paths: dict[str, str] = Field(default_factory=lambda: {"registry": "/v1/stats/persons"})
+    stats_paths: dict[str, str] = Field(default_factory=lambda: {"registry": "/v1/stats/persons", "shelter": "/v1/statistics/cases"})
     catalogue_cache_s: float = 60.0
     # Services whose events the catalogue lists and agencies may subscribe to.
     event_services: list[str] = Field(default_factory=lambda: list(PLATFORM_SERVICES))

@@ -82,3 +82,27 @@ async def of_incident(session: AsyncSession, incident: Incident, region: str | N
         "stock_shipped": shipped if region is None else None,
         "volunteers": volunteers,
     }
+
+
+async def overview(session: AsyncSession, region: str | None) -> dict[str, Any]:
+    """Figures across incidents (``GET /v1/stats``): incidents by status and hazard, and the
+    households and persons recorded as affected. A regency office counts the incidents that
+    touch its region and only its own households and persons."""
+    p = {"reg": region}
+    touching = "(CAST(:reg AS text) IS NULL OR CAST(:reg AS text) = ANY(regency_codes))"
+    incidents = await _all(session, f"SELECT status, hazard, count(*) AS n FROM incident WHERE {touching} GROUP BY status, hazard", p)
+    by_status: dict[str, int] = {}
+    by_hazard: dict[str, int] = {}
+    for row in incidents:
+        by_status[row["status"]] = by_status.get(row["status"], 0) + row["n"]
+        by_hazard[row["hazard"]] = by_hazard.get(row["hazard"], 0) + row["n"]
+    households = await _one(session, f"""
+        SELECT count(*) AS households, coalesce(sum(member_count), 0) AS household_members,
+               count(*) FILTER (WHERE displaced) AS displaced_households
+        FROM affected_household WHERE {_IN_REGION.format(col='regency_code')}""", p)
+    persons = await _one(session, f"""
+        SELECT count(*) AS persons, count(*) FILTER (WHERE person_id IS NOT NULL) AS matched_to_registry,
+               count(*) FILTER (WHERE condition = 'dead') AS dead, count(*) FILTER (WHERE condition = 'missing') AS missing
+        FROM affected_person WHERE {_IN_REGION.format(col='regency_code')}""", p)
+    return {"region": region, "incidents": {"total": sum(by_status.values()), "by_status": by_status, "by_hazard": by_hazard},
+            "households": households, "persons": persons}

@@ -17,6 +17,7 @@ from .relief import api as relief_api
 from .relief.consumer import relief
 from .rounds import api as rounds_api
 from .settings import Settings
+from .statistics import router as statistics_router
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
@@ -32,7 +33,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         name="disbursement",
         title="Pilar aid disbursement",
         description="Programme budgets, payment rounds, the bank and post-office channels, and reconciliation.",
-        routers=[rounds_api.router, payments_api.router, reconciliation_api.router, population_api.router, relief_api.router],
+        routers=[rounds_api.router, payments_api.router, reconciliation_api.router, population_api.router, relief_api.router,
+                 statistics_router],
         consumers=[population, relief],
         workers=[bank_sender] if settings.bank_url else [],
         migrations_dir=MIGRATIONS,

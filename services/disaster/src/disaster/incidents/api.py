@@ -69,3 +69,8 @@ async def status_history(incident_id: uuid.UUID, session: SessionDep, principal:
 async def incident_statistics(incident_id: uuid.UUID, session: SessionDep, principal: Principal = access.require(access.READ)) -> dict:
     incident = await service.get_incident(session, principal, incident_id)
     return await statistics.of_incident(session, incident, principal.region)
+
+
+@router.get("/stats", summary="Across incidents: incidents by status and hazard, affected households and persons")
+async def overview_statistics(session: SessionDep, principal: Principal = access.require(access.READ)) -> dict:
+    return await statistics.overview(session, principal.region)
