@@ -24,6 +24,7 @@ from platform_testkit import Platform
 
 # The bank simulator fails this share of first attempts, so every round has retries to make.
 BANK_FAILURE_RATE = "0.06"
+SYSTEM_TEST_TIMEOUT_S = 900
 
 
 @pytest.fixture(scope="session")
@@ -59,3 +60,18 @@ def platform_stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
 async def platform(platform_stack: LocalStack):
     async with httpx.AsyncClient(base_url=platform_stack.url("gateway"), timeout=60) as http:
         yield Platform(platform_stack, http)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The walkthrough describes a fresh platform: its module runs before the other system tests.
+    The first system test also waits for the platform to start (minutes on a busy machine),
+    which pytest-timeout counts: system tests get a longer limit."""
+    here = Path(__file__).parent
+    for item in items:
+        if item.path.parent == here:
+            item.add_marker(pytest.mark.timeout(SYSTEM_TEST_TIMEOUT_S))
+    first = [item for item in items if item.path.name == "test_walkthrough.py"]
+    if first:
+        position = next(i for i, item in enumerate(items) if item.path.parent == first[0].path.parent)
+        rest = [item for item in items if item not in first]
+        items[:] = rest[:position] + first + rest[position:]

@@ -61,7 +61,10 @@ class Platform:
                 break
             await asyncio.sleep(float(response.headers.get("retry-after", "1")))
         expected = (expect,) if isinstance(expect, int) else expect
-        assert response.status_code in expected, f"{method} {path}: {response.status_code} {response.text[:500]}"
+        if response.status_code not in expected:
+            service = path.split("/")[2] if path.count("/") >= 2 else "gateway"
+            logs = ", ".join(str(self.stack.log_path(name)) for name in dict.fromkeys(["gateway", service]) if name in self.stack.ports)
+            raise AssertionError(f"{method} {path}: {response.status_code} {response.text[:600]}; logs: {logs}")
         return response
 
     async def json(self, method: str, path: str, **kwargs):
