@@ -14,14 +14,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 import uuid
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import asyncpg
-import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
 
