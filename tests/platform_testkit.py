@@ -62,10 +62,13 @@ class Platform:
             await asyncio.sleep(float(response.headers.get("retry-after", "1")))
         expected = (expect,) if isinstance(expect, int) else expect
         if response.status_code not in expected:
-            service = path.split("/")[2] if path.count("/") >= 2 else "gateway"
-            logs = ", ".join(str(self.stack.log_path(name)) for name in dict.fromkeys(["gateway", service]) if name in self.stack.ports)
-            raise AssertionError(f"{method} {path}: {response.status_code} {response.text[:600]}; logs: {logs}")
+            service = path.split("/")[2] if path.startswith("/v1/") else "gateway"
+            raise AssertionError(f"{method} {path}: {response.status_code} {response.text[:600]}; logs: {self.logs('gateway', service)}")
         return response
+
+    def logs(self, *names: str) -> str:
+        """Where the named processes log (to read when a test fails)."""
+        return ", ".join(str(self.stack.log_path(name)) for name in dict.fromkeys(names) if name in self.stack.ports)
 
     async def json(self, method: str, path: str, **kwargs):
         return (await self.call(method, path, **kwargs)).json()
@@ -93,3 +96,14 @@ async def converge(check, *, timeout: float = 60.0, interval: float = 0.5, what:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last: {last!r}")
         await asyncio.sleep(interval)
+
+
+async def in_parallel(calls, limit: int = 6) -> list:
+    """Await the coroutines a few at a time (as a field office's tablets would), in order."""
+    gate = asyncio.Semaphore(limit)
+
+    async def one(call):
+        async with gate:
+            return await call
+
+    return await asyncio.gather(*(one(c) for c in calls))

@@ -12,7 +12,6 @@ the platform's statistics agree with the records.
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import os
@@ -26,7 +25,7 @@ import pytest
 
 from pilar_kernel import regions
 from pilar_kernel.nik import make_nik
-from platform_testkit import Platform, converge
+from platform_testkit import Platform, converge, in_parallel
 
 pytestmark = pytest.mark.stack
 
@@ -133,16 +132,6 @@ def to_csv(rows: list[dict]) -> bytes:
     return out.getvalue().encode()
 
 
-async def gather_limited(coroutines, limit: int = 8) -> list:
-    gate = asyncio.Semaphore(limit)
-
-    async def run(coroutine):
-        async with gate:
-            return await coroutine
-
-    return await asyncio.gather(*(run(c) for c in coroutines))
-
-
 @pytest.fixture(scope="module")
 async def officers(platform: Platform) -> dict[str, dict[str, str]]:
     """Headers for each officer of the provincial console, one token per officer."""
@@ -201,7 +190,7 @@ async def test_a_year_of_aid_from_import_to_the_ledger(platform: Platform, offic
 
     people: dict[str, list[dict]] = {}
     for code, rows in imported.candidates.items():
-        people[code] = await gather_limited(lookup(r) for r in rows)
+        people[code] = await in_parallel(lookup(r) for r in rows)
         assert all(p["status"] == "active" for p in people[code])
 
     # Propose, verify, approve: three different officers.
@@ -214,7 +203,7 @@ async def test_a_year_of_aid_from_import_to_the_ledger(platform: Platform, offic
         await platform.json("POST", f"/v1/registry/enrolments/{enrolment['id']}/verify", headers=officers["verifier"])
         return await platform.json("POST", f"/v1/registry/enrolments/{enrolment['id']}/approve", headers=officers["approver"])
 
-    approved = {code: await gather_limited(enrol(p, code) for p in people[code]) for code in PROGRAMMES}
+    approved = {code: await in_parallel(enrol(p, code) for p in people[code]) for code in PROGRAMMES}
     assert all(e["status"] == "active" for es in approved.values() for e in es)
 
     # An ineligible proposal is refused with the rule named (a young person into PKH Plus).
@@ -322,7 +311,7 @@ async def test_a_year_of_aid_from_import_to_the_ledger(platform: Platform, offic
         return entries(registry_side, "payment_id") == entries(paying_side, "id")
 
     async def histories_agree():
-        return all(await gather_limited(agrees(pid) for pid in ledger))
+        return all(await in_parallel(agrees(pid) for pid in ledger))
 
     await converge(histories_agree, timeout=90, what="each person's aid history to equal the disbursement ledger")
     sample = next(iter(ledger))
@@ -393,6 +382,10 @@ async def test_statistics_through_the_gateway_agree_with_the_records(platform: P
     # Disaster and returns: the totals are the incidents and returns on record.
     incidents = await platform.all_pages("/v1/disaster/incidents", headers=province, limit=100)
     assert stats["disaster"]["incidents"]["total"] == len(incidents)
+    returns = await platform.all_pages("/v1/homeless-return/returns", headers=province, limit=100)
+    this_year = [r for r in returns if r["created_at"][:4] == str(YEAR)]
+    assert stats["homeless-return"]["reported"] == len(this_year)
+    assert stats["homeless-return"]["returned"] == sum(1 for r in this_year if r["status"] == "returned")
 
     # A regency office's overview holds its own region's figures only.
     sidoarjo = await platform.headers("dinsos-sidoarjo", user="operator.sidoarjo")
