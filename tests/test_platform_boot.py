@@ -34,14 +34,3 @@ def test_component_is_ready_and_guards_its_api(platform, name):
     me = httpx.get(f"{base}/v1/whoami", headers={"Authorization": f"Bearer {token}"})
     assert me.status_code == 200, me.text
     assert me.json() == {"subject": "dinsos-sidoarjo", "scopes": ["registry:read"], "region": "35.15"}
-
-
-async def test_demo_data_covers_every_regency_and_a_rerun_changes_nothing(platform):
-    from pilar_devstack.seed import seed_registry
-
-    key = SigningKey.from_files(platform.secrets_dir / "jwt-private.pem")
-    token = key.mint("pilar-demo-seeder", ["registry:read", "registry:write"])
-    again = await seed_registry(platform.url("registry"), token)  # the fixture seeded once already
-    assert again.failed == [] and again.created == 0 and again.present >= 38 * 12
-    stats = httpx.get(f"{platform.url('registry')}/v1/stats/persons", headers={"Authorization": f"Bearer {token}"}).json()
-    assert len(stats["by_regency"]) == 38

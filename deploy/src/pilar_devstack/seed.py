@@ -5,6 +5,9 @@ the rules), Indonesian names, deciles, disabilities and PPKS categories, registe
 through the services' own APIs with a development token. Everything is derived from fixed
 random seeds, so a second run finds every record already there and changes nothing
 (registrations of an existing NIK are refused with 409 and counted as present).
+
+:func:`seed` then adds the rest of the demo platform (programmes and budgets, shelters,
+returns, stock, Tagana, a flood): see :mod:`pilar_devstack.demo_data`.
 """
 
 from __future__ import annotations
@@ -13,12 +16,16 @@ import asyncio
 import random
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import TYPE_CHECKING
 
 import httpx
 
 from pilar_kernel import regions
 from pilar_kernel.auth import SigningKey
 from pilar_kernel.nik import make_nik
+
+if TYPE_CHECKING:
+    from .demo_data import Report
 
 MALE = ["Ahmad", "Budi", "Slamet", "Agus", "Bambang", "Sugeng", "Joko", "Heru", "Imam", "Rudi", "Wahyu", "Eko", "Muhammad", "Sutrisno", "Yusuf"]
 FEMALE = ["Siti", "Sri", "Dewi", "Nur", "Endang", "Rina", "Wulan", "Lestari", "Sumiati", "Kartini", "Aminah", "Fitri", "Yuliani", "Ratna", "Suparmi"]
@@ -32,6 +39,7 @@ PERSONS_PER_REGENCY = 12
 class Tally:
     created: int = 0
     present: int = 0
+    skipped: int = 0
     failed: list[str] = field(default_factory=list)
 
 
@@ -93,22 +101,40 @@ async def _register(client: httpx.AsyncClient, url: str, body: dict, headers: di
         tally.failed.append(f"{r.status_code} {r.text[:200]}")
 
 
-async def seed_registry(registry_url: str, token: str, *, per_regency: int = PERSONS_PER_REGENCY) -> Tally:
+async def seed_registry(registry_url: str, token: str, *, per_regency: int = PERSONS_PER_REGENCY, concurrency: int = 12) -> Tally:
     tally = Tally()
     headers = {"Authorization": f"Bearer {token}"}
+    households = [h for regency in regions.jatim_regencies() for h in _households(regency.code, per_regency)]
+    gate = asyncio.Semaphore(concurrency)
+
+    async def register(client: httpx.AsyncClient, body: dict) -> None:
+        async with gate:
+            await _register(client, registry_url, body, headers, tally)
+
     async with httpx.AsyncClient(timeout=30) as client:
-        for regency in regions.jatim_regencies():
-            households = _households(regency.code, per_regency)
-            # Heads first (they create the KK), then the other members, a few at a time.
-            await asyncio.gather(*(_register(client, registry_url, h[0], headers, tally) for h in households))
-            await asyncio.gather(*(_register(client, registry_url, m, headers, tally) for h in households for m in h[1:]))
+        # Heads first (they create the KK), then the other members.
+        await asyncio.gather(*(register(client, h[0]) for h in households))
+        await asyncio.gather(*(register(client, m) for h in households for m in h[1:]))
     return tally
 
 
-async def seed(stack) -> None:
+async def seed(stack) -> Report:
+    """The run command's demo data: persons, then everything that builds on them
+    (:mod:`pilar_devstack.demo_data`). Prints and returns what it created and what was there
+    already; raises once everything possible is seeded if anything failed."""
+    from .demo_data import open_seeder, seed_cases, seed_foundations
+
     key = SigningKey.from_files(stack.secrets_dir / "jwt-private.pem")
     token = key.mint("pilar-demo-seeder", ["registry:read", "registry:write"], ttl_s=900)
-    tally = await seed_registry(stack.url("registry"), token)
-    print(f"  registry: {tally.created} persons created, {tally.present} already present")
-    if tally.failed:
-        raise RuntimeError(f"demo data: {len(tally.failed)} registrations failed, first: {tally.failed[0]}")
+    async with open_seeder(stack) as demo:
+        # Programmes, shelters, stock and volunteers need no person: they go alongside.
+        persons, _ = await asyncio.gather(seed_registry(stack.url("registry"), token), seed_foundations(demo))
+        await seed_cases(demo)
+    report = demo.report
+    report.tallies = {"persons": persons, **report.tallies}
+    print("\n".join(report.lines()))
+    if persons.failed:
+        raise RuntimeError(f"demo data: {len(persons.failed)} registrations failed, first: {persons.failed[0]}")
+    if report.errors:
+        raise RuntimeError("demo data: " + "; ".join(report.errors))
+    return report

@@ -82,6 +82,11 @@ async def test_a_regency_office_works_only_in_its_region(disaster):
     problem(await disaster.get(f"/v1/incidents/{inc['id']}", headers=SURABAYA), 404)
     assert all(i["id"] != inc["id"] for i in ok(await disaster.get("/v1/incidents", headers=SURABAYA))["items"])
     assert ok(await disaster.get(f"/v1/incidents/{inc['id']}", headers=LUMAJANG))["id"] == inc["id"]
+    # The province filters by regency: the incident is listed under its own, not under another.
+    in_lumajang = ok(await disaster.get("/v1/incidents", params={"regency_code": inc["regency_codes"][0], "limit": 500}, headers=PROVINCE))
+    assert inc["id"] in {i["id"] for i in in_lumajang["items"]}
+    elsewhere = ok(await disaster.get("/v1/incidents", params={"regency_code": "35.78", "limit": 500}, headers=PROVINCE))
+    assert inc["id"] not in {i["id"] for i in elsewhere["items"]}
     problem(await disaster.post(f"/v1/incidents/{inc['id']}/status", json={"version": 1, "status": "closed",
                                 "effective_from": TODAY.isoformat()}, headers=READER), 403)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime
 
-from sqlalchemy import ARRAY, BigInteger, CheckConstraint, Column, DateTime, ForeignKey, Identity, Index, Text, UniqueConstraint, func
+from sqlalchemy import BigInteger, CheckConstraint, Column, DateTime, ForeignKey, Identity, Index, Text, UniqueConstraint, func
+from sqlalchemy.dialects.postgresql import ARRAY  # PostgreSQL's own: .contains() is the @> operator
 from sqlmodel import Field
 
 from ..base import Model
