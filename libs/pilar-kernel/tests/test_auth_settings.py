@@ -43,6 +43,55 @@ async def test_expired_wrong_audience_and_unknown_key_are_refused():
         await verifier().verify(other.token("c", ["x"]))
 
 
+class _Clock:
+    """Stands in for the time module inside pilar_kernel.auth, shifted by ``ahead`` seconds."""
+
+    def __init__(self) -> None:
+        self.ahead = 0.0
+
+    def time(self) -> float:
+        return time.time() + self.ahead
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.ahead
+
+
+async def test_a_verified_token_is_cached_until_it_expires(monkeypatch):
+    import pilar_kernel.auth as auth
+
+    clock = _Clock()
+    monkeypatch.setattr(auth, "time", clock)
+    decoded = []
+    real_decode = auth.jwt.decode
+    monkeypatch.setattr(auth.jwt, "decode", lambda *a, **kw: decoded.append(1) or real_decode(*a, **kw))
+    v = verifier(leeway_s=0)
+    token = KEYS.token("c", ["x"], ttl_s=60)
+    first = await v.verify(token)
+    assert await v.verify(token) is first and len(decoded) == 1  # the second call is answered from the cache
+    clock.ahead = 61  # past exp, by this module's clock: verified in full again
+    await v.verify(token)
+    assert len(decoded) == 2
+
+
+async def test_a_cached_token_of_a_retired_key_is_refused_after_the_keys_reload(monkeypatch, tmp_path):
+    import json
+
+    import pilar_kernel.auth as auth
+
+    clock = _Clock()
+    monkeypatch.setattr(auth, "time", clock)
+    jwks_file = tmp_path / "jwks.json"
+    jwks_file.write_text(json.dumps(KEYS.jwks))
+    v = TokenVerifier(jwks_file=jwks_file, issuer="pilar-gateway", audience="pilar")
+    token = KEYS.token("c", ["x"], ttl_s=3600)
+    assert (await v.verify(token)).subject == "c"
+    jwks_file.write_text(json.dumps(TestKeys().jwks))  # the key is retired
+    assert (await v.verify(token)).subject == "c"  # until the keys are reloaded (every 5 minutes)
+    clock.ahead = 301
+    with pytest.raises(Unauthorized, match="unknown key"):
+        await v.verify(token)
+
+
 def test_region_rule_and_scope_check():
     office = Principal("dinsos-sidoarjo", frozenset({"registry:read"}), region="35.15")
     province = Principal("dinsos-jatim", frozenset({"registry:read"}))

@@ -24,6 +24,9 @@ from jwt import PyJWK, PyJWKSet
 from .problems import Forbidden, Unauthorized
 
 ALGORITHMS = ["EdDSA", "ES256", "RS256"]
+# Verified tokens kept per verifier. A client reuses its token for many requests; beyond
+# this many distinct tokens the cache starts over.
+_VERIFIED_MAX = 10_000
 
 
 @dataclass(frozen=True)
@@ -72,12 +75,16 @@ class TokenVerifier:
         self._leeway = leeway_s
         self._keys: dict[str, PyJWK] = {}
         self._loaded_at = 0.0
+        # token -> (principal, time.time() until which it is valid): parsing the token and
+        # checking its signature is most of the CPU a small authenticated request costs.
+        self._verified: dict[str, tuple[Principal, float]] = {}
         if jwks:
             self._set(jwks)
 
     def _set(self, jwks: dict) -> None:
         self._keys = {k.key_id: k for k in PyJWKSet.from_dict(jwks).keys if k.key_id}
         self._loaded_at = time.monotonic()
+        self._verified.clear()  # a retired key's tokens must not pass from the cache
 
     async def _refresh(self, *, force: bool = False) -> None:
         fresh = time.monotonic() - self._loaded_at < (30 if force else 300)
@@ -92,6 +99,12 @@ class TokenVerifier:
                 self._set(resp.json())
 
     async def verify(self, token: str) -> Principal:
+        cached = self._verified.get(token)
+        # A cached token passes while it has not expired and while the keys need no reload
+        # (a reload clears the cache), so the answer is the same as a full verification's.
+        keys_current = (self._file is None and self._url is None) or time.monotonic() - self._loaded_at < 300
+        if cached is not None and keys_current and time.time() < cached[1]:
+            return cached[0]
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -118,12 +131,17 @@ class TokenVerifier:
         except jwt.PyJWTError as exc:
             raise Unauthorized(f"invalid token: {exc}") from exc
         scopes = claims.get("scope", "")
-        return Principal(
+        principal = Principal(
             subject=claims["sub"],
             scopes=frozenset(scopes.split() if isinstance(scopes, str) else scopes),
             region=claims.get("region"),
             claims=claims,
         )
+        if len(self._verified) >= _VERIFIED_MAX:
+            self._verified.clear()
+        # jwt.decode accepts a token until exp + leeway; so does the cache.
+        self._verified[token] = (principal, float(claims["exp"]) + self._leeway)
+        return principal
 
 
 def _bearer(request: Request) -> str:
