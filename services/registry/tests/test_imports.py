@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import functools
 import io
 import json
 import random
@@ -354,3 +355,35 @@ def test_row_rules_agree_with_the_persons_api():
             nik = nik[:i] + str(rng.randrange(10)) + nik[i + 1 :]
         given_sex = sex if rng.random() < 0.9 else ("F" if sex == "M" else "M")
         assert (domain.nik_reasons(nik, born, given_sex) == []) == (validate_nik(nik, birth_date=born, sex=given_sex) == [])
+
+
+async def test_pieces_applied_side_by_side_build_the_same_households(imports, monkeypatch):
+    """Three lanes, pieces of three rows, families cut across pieces (heads first, then wives,
+    then children): every person lands once, every household ends with all its members, and
+    the last HouseholdChanged of each household names them all."""
+    if imports.worker is not None:  # this test runs its own worker, with three lanes
+        await imports.worker[0].stop()
+        await imports.worker[1]
+        imports.worker = None
+    monkeypatch.setattr(domain, "split_upload", functools.partial(domain.split_upload, rows_per_piece=3))
+    families = [household(f"35151401012007{k:02d}", 4) for k in range(6)]
+    rows = [family[i] for i in range(4) for family in families]  # member i of every family, then member i + 1
+    job = await submit(imports, to_csv(rows))
+    worker = ImportWorker(imports.app.state.session_factory, imports.app.state.privacy, lanes=3, poll_interval_s=0.1)
+    task = asyncio.create_task(worker.run())
+    try:
+        state = await finished(imports, job["id"])
+    finally:
+        await worker.stop()
+        await task
+    assert (state["inserted"], state["failed"], state["processed"]) == (24, 0, 24)
+    for family in families:
+        head = (await imports.post("/v1/persons/lookup", json={"nik": family[0]["nik"]}, headers=SIDOARJO)).json()
+        hh = (await imports.get(f"/v1/households/{head['household']['household_id']}", headers=SIDOARJO)).json()
+        assert hh["kk_number"] == family[0]["kk_number"] and len(hh["members"]) == 4
+        async with imports.app.state.session_factory() as s:
+            last = (await s.execute(text(
+                "SELECT payload FROM outbox WHERE ce_type LIKE '%household.changed.v1' AND message_key = :k ORDER BY id DESC LIMIT 1"
+            ).bindparams(k=str(hh["id"])))).scalar_one()
+        last = json.loads(last)
+        assert len(last["member_ids"]) == 4 and last["head_person_id"] == head["id"]

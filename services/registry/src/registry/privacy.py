@@ -47,7 +47,9 @@ class Privacy:
         return None if blob is None else self.cipher.decrypt(blob, aad=person_id.bytes)
 
 
-def _privacy(request: Request) -> Privacy:
+async def _privacy(request: Request) -> Privacy:
+    # async on purpose: FastAPI runs a plain ``def`` dependency in its thread pool, a thread
+    # hand-off on every request for what is an attribute read.
     return request.app.state.privacy
 
 

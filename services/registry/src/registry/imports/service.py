@@ -4,12 +4,13 @@ Upload (:func:`submit`): the file is checked as a whole (UTF-8, CSV, header), cu
 pieces of whole records and stored with its job in the request's transaction, so a job
 survives a restart of the process. Nothing about the persons is decided yet.
 
-Worker (:class:`ImportWorker`): claims an unfinished job (``FOR UPDATE SKIP LOCKED``) and
-processes its pieces in order, each in one transaction that locks the job row, applies the
-piece, adds its counts and error lines, and deletes the piece. A crash rolls back the piece
-under way, which the next attempt (by this or another process) does again; a piece is never
-applied twice. While one piece is written, the next is read and checked beside it (same
-thread, in turns: see :func:`prepare_cooperatively`).
+Worker (:class:`ImportWorker`): claims an unfinished job and applies its pieces, two at a
+time by default ("lanes"), each in one transaction that takes the piece (``FOR UPDATE SKIP
+LOCKED``), applies it, adds its counts and error lines to the job, and deletes the piece. A
+crash rolls back the pieces under way, which the next attempt (by this or another process)
+does again; a piece is never applied twice. While the database writes one lane's piece, the
+other lane's piece is read and checked (same thread, in turns: see
+:func:`prepare_cooperatively`).
 
 Applying a piece: rows are checked (:mod:`.domain`); NIK and phone are sealed and the NIK
 hashed; the persons already registered under those NIK hashes are read and locked. A row
@@ -297,9 +298,8 @@ def prepare(piece: asyncpg.Record | dict[str, Any], ctx: domain.RowContext, priv
 async def prepare_cooperatively(piece: asyncpg.Record | dict[str, Any], ctx: domain.RowContext, privacy: Privacy) -> Prepared:
     """:func:`prepare`, handing the event loop back every few rows.
 
-    Run as a task beside the writing of the previous piece, it fills the time the database
-    spends on that piece, in the same thread: a second thread would fight this one for the
-    GIL at every socket read.
+    Run by one lane while the database writes the other lane's piece, it fills that time in
+    the same thread: a second thread would fight this one for the GIL at every socket read.
     """
     out = Prepared(seq=piece["seq"], row_count=piece["row_count"])
     for _ in _preparing(piece, ctx, privacy, out):
@@ -545,18 +545,30 @@ _CLAIM = """
     SELECT id FROM import_job WHERE status IN ('queued', 'running')
     ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED
 """
-_LOCK_JOB = "SELECT * FROM import_job WHERE id = $1 FOR UPDATE SKIP LOCKED"
-_PIECE = "SELECT seq, first_row, row_count, data, dup_rows, dup_of FROM import_piece WHERE job_id = $1 AND seq >= $2 ORDER BY seq LIMIT 1"
+_JOB = "SELECT * FROM import_job WHERE id = $1"
+# The first piece no other transaction holds; the lock lasts until the piece is applied.
+_TAKE_PIECE = """
+    SELECT seq, first_row, row_count, data, dup_rows, dup_of FROM import_piece WHERE job_id = $1
+    ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED
+"""
+_ANY_PIECE = "SELECT EXISTS (SELECT 1 FROM import_piece WHERE job_id = $1)"
+# Counts are added, so pieces applied side by side add up; the piece that completes the
+# count finishes the job. A job another lane failed meanwhile stays failed.
 _ADVANCE = """
     UPDATE import_job SET
-        status = CASE WHEN $7 THEN 'done' ELSE 'running' END,
-        finished_at = CASE WHEN $7 THEN clock_timestamp() END,
+        status = CASE WHEN status = 'failed' THEN status WHEN pieces_done + 1 >= pieces THEN 'done' ELSE 'running' END,
+        finished_at = CASE WHEN status = 'failed' THEN finished_at WHEN pieces_done + 1 >= pieces THEN clock_timestamp() END,
+        error = CASE WHEN status = 'failed' THEN error END,
         processed = processed + $2, inserted = inserted + $3, updated = updated + $4, unchanged = unchanged + $5,
-        failed = failed + $6, pieces_done = pieces_done + 1, attempts = 0, error = NULL, updated_at = clock_timestamp()
+        failed = failed + $6, pieces_done = pieces_done + 1, attempts = 0, updated_at = clock_timestamp()
     WHERE id = $1
 """
-_FINISH = "UPDATE import_job SET status = 'done', finished_at = clock_timestamp(), updated_at = clock_timestamp() WHERE id = $1"
+_FINISH = """
+    UPDATE import_job SET status = 'done', finished_at = clock_timestamp(), updated_at = clock_timestamp()
+    WHERE id = $1 AND status IN ('queued', 'running')
+"""
 _ERROR_COLUMNS = ("job_id", "row_no", "column_name", "reason")
+LANES = 2
 
 
 def _disconnected(exc: BaseException) -> bool:
@@ -567,25 +579,34 @@ def _disconnected(exc: BaseException) -> bool:
 
 
 class _Lost(Exception):
-    """Another worker holds the job (or finished it) just now."""
+    """The job is finished or failed (by another lane or worker), or gone."""
 
 
 class ImportWorker:
     """Processes queued import jobs, one piece per transaction. Run with :meth:`run`; stop with :meth:`stop`.
 
-    Any number of workers (in one or several processes) may run side by side: a job's
-    pieces are applied one at a time, in order, by whichever worker holds the job's row lock.
+    A worker applies ``lanes`` pieces of a job at once, each in its own transaction on its own
+    connection: while the database writes one piece, the next is read and checked here, and
+    the database can work on two pieces at a time. Any number of workers (in one or several
+    processes) may run side by side and share a job: each transaction takes the first piece
+    nobody holds (``FOR UPDATE SKIP LOCKED``).
+
+    Pieces of one job are independent (a NIK appears once per file). Where two pieces share
+    a KK, the second to insert the household waits for the first's commit at the unique KK,
+    then joins it like any existing household; every piece inserts and locks households in
+    KK order, so two pieces cannot deadlock on them.
     """
 
     def __init__(
         self, session_factory: async_sessionmaker, privacy: Privacy, *, poll_interval_s: float = 1.0,
-        max_attempts: int = MAX_ATTEMPTS, retry_backoff_s: float = 1.0,
+        max_attempts: int = MAX_ATTEMPTS, retry_backoff_s: float = 1.0, lanes: int = LANES,
     ) -> None:  # fmt: skip
         self._sessions = session_factory
         self._privacy = privacy
         self._poll = poll_interval_s
         self._max_attempts = max_attempts
         self._backoff = retry_backoff_s
+        self._lanes = max(1, lanes)
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
 
@@ -630,73 +651,68 @@ class ImportWorker:
         return await self.process(job_id)
 
     async def process(self, job_id: uuid.UUID) -> bool:
-        """Apply the job's pieces in order until none is left, or another worker holds the job
-        (then False if this one did nothing)."""
-        ahead: asyncio.Future | None = None  # the next piece, being checked meanwhile
-        progressed = False
+        """Apply the job's pieces, ``lanes`` at a time, until none is left to take or the job
+        ended (then False if this worker did nothing)."""
         structlog.contextvars.bind_contextvars(import_job=str(job_id))
         try:
-            while not self._stopping.is_set():
-                try:
-                    ahead, more = await self._step(job_id, ahead)
-                except _Lost:
-                    return progressed
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    if _disconnected(exc):
-                        raise  # the database is away: not the piece's fault; the run loop backs off
-                    ahead = None
-                    if not await self._record_failure(job_id, exc):
-                        return True
-                    await self._sleep(self._backoff)
-                    continue
-                progressed = True
-                if not more:
-                    return True
-            return progressed
+            if self._lanes == 1:
+                return await self._lane(job_id)
+            # A lane that raises (the database went away) cancels the others.
+            async with asyncio.TaskGroup() as group:
+                lanes = [group.create_task(self._lane(job_id)) for _ in range(self._lanes)]
+            return any(lane.result() for lane in lanes)
+        except* _Disconnected as group:
+            raise group.exceptions[0].__cause__ from None  # the run loop backs off
         finally:
             structlog.contextvars.unbind_contextvars("import_job")
-            if ahead is not None:
-                ahead.cancel()
 
-    async def _step(self, job_id: uuid.UUID, ahead: asyncio.Future | None) -> tuple[asyncio.Future | None, bool]:
+    async def _lane(self, job_id: uuid.UUID) -> bool:
+        """Apply pieces one after the other until none is free; True if any was applied (or failed)."""
+        progressed = False
+        while not self._stopping.is_set():
+            try:
+                applied = await self._step(job_id)
+            except _Lost:
+                return progressed
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if _disconnected(exc):  # the database is away: not the piece's fault
+                    raise _Disconnected() from exc
+                if not await self._record_failure(job_id, exc):
+                    return True
+                await self._sleep(self._backoff)
+                continue
+            if not applied:
+                return progressed
+            progressed = True
+        return progressed
+
+    async def _step(self, job_id: uuid.UUID) -> bool:
+        """Take, apply and delete one piece in one transaction; False when no piece is free."""
         async with _transaction(self._sessions) as conn:
-            job = await conn.fetchrow(_LOCK_JOB, job_id)
+            job = await conn.fetchrow(_JOB, job_id)
             if job is None or job["status"] in (DONE, FAILED):
                 raise _Lost
+            piece = await conn.fetchrow(_TAKE_PIECE, job_id)
+            if piece is None:
+                # None left at all (a job stopped between its last piece and its status): finish it.
+                # Otherwise the rest are held by other lanes or workers, which finish the job.
+                if not await conn.fetchval(_ANY_PIECE, job_id):
+                    await conn.execute(_FINISH, job_id)
+                return False
             ctx = domain.RowContext(columns=tuple(job["columns"]), region=job["region"], today=date.today())
-            piece = await conn.fetchrow(_PIECE, job_id, 0)
-            if piece is None:  # nothing left (a job stopped between its last piece and its status)
-                await conn.execute(_FINISH, job_id)
-                return None, False
-            prep: Prepared | None = None
-            if ahead is not None:
-                prep = await ahead
-                if prep.seq != piece["seq"]:
-                    prep = None
-            if prep is None:
-                prep = await prepare_cooperatively(piece, ctx, self._privacy)
-            following = await conn.fetchrow(_PIECE, job_id, piece["seq"] + 1)
-            ahead = None
-            if following is not None:
-                ahead = asyncio.ensure_future(prepare_cooperatively(following, ctx, self._privacy))
-            try:
-                counts, errors = await write_piece(conn, job, prep, self._privacy, ctx)
-                if errors:
-                    await conn.copy_records_to_table(
-                        "import_error", records=[(job_id, e.row_no, e.column, e.reason) for e in errors], columns=_ERROR_COLUMNS
-                    )
-                await conn.execute("DELETE FROM import_piece WHERE job_id = $1 AND seq = $2", job_id, piece["seq"])
-                last = following is None
-                await conn.execute(_ADVANCE, job_id, prep.row_count, counts.inserted, counts.updated, counts.unchanged, counts.failed, last)
-            except BaseException:
-                if ahead is not None:
-                    ahead.cancel()
-                raise
+            prep = await prepare_cooperatively(piece, ctx, self._privacy)
+            counts, errors = await write_piece(conn, job, prep, self._privacy, ctx)
+            if errors:
+                await conn.copy_records_to_table(
+                    "import_error", records=[(job_id, e.row_no, e.column, e.reason) for e in errors], columns=_ERROR_COLUMNS
+                )
+            await conn.execute("DELETE FROM import_piece WHERE job_id = $1 AND seq = $2", job_id, piece["seq"])
+            await conn.execute(_ADVANCE, job_id, prep.row_count, counts.inserted, counts.updated, counts.unchanged, counts.failed)
         log.info("import piece applied", seq=prep.seq, inserted=counts.inserted, updated=counts.updated,
                  unchanged=counts.unchanged, failed=counts.failed, trace_id=parse_trace_id(job["traceparent"]))  # fmt: skip
-        return ahead, following is not None
+        return True
 
     async def _record_failure(self, job_id: uuid.UUID, exc: Exception) -> bool:
         """Count a failed attempt; the job fails after ``max_attempts``. True to try again."""
@@ -713,12 +729,16 @@ class ImportWorker:
         return attempts is not None and attempts < self._max_attempts
 
 
+class _Disconnected(Exception):
+    """A lane lost the database (the original error is the cause)."""
+
+
 def import_worker(app) -> ImportWorker:
     """The worker factory for ``ServiceSpec.workers``: the app's sessions and privacy keys.
 
     The worker is kept as ``app.state.import_worker`` so that an upload can wake it at once.
     """
-    worker = ImportWorker(app.state.session_factory, app.state.privacy)
+    worker = ImportWorker(app.state.session_factory, app.state.privacy, lanes=app.state.settings.import_lanes)
     app.state.import_worker = worker
     return worker
 

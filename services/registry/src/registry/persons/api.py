@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
-from sqlalchemy import text, tuple_
+from sqlalchemy import any_, literal, text, tuple_
 from sqlmodel import select
 
 from pilar_kernel.auth import Principal, require_scopes
@@ -19,6 +19,7 @@ from pilar_kernel.problems import Forbidden, NotFound, Problem
 from .. import access
 from ..privacy import PrivacyDep
 from . import domain, service
+from .reads import PersonReader
 from .models import Household, HouseholdMember, PiiAccess, Person
 from .schemas import (
     DeathIn,
@@ -45,17 +46,31 @@ ReasonHeader = Annotated[
 ]
 
 
-async def _render(request: Request, session, privacy, principal: Principal, person: Person, reason: str | None) -> dict:
-    reveal = False
-    if reason is not None:
-        if not principal.has(access.PII_READ):
-            raise Forbidden("unmasked personal data needs the registry:pii scope", required_scopes=[access.PII_READ])
-        if len(reason.strip()) < 5:
-            raise Problem("give a reason of at least 5 characters", status=422, type="validation-error", title="Invalid input",
-                          errors=[{"field": "header.X-Access-Reason", "message": "too short", "rule": "pii.reason"}])
-        await service.record_pii_access(session, principal, person, reason.strip(), request.headers.get("x-correlation-id"))
-        reveal = True
-    return await service.to_out(session, privacy, person, reveal=reveal)
+def _reveal_asked(principal: Principal, reason: str | None) -> bool:
+    """Whether unmasked NIK and phone were asked for, and may be given (403 or 422 otherwise)."""
+    if reason is None:
+        return False
+    if not principal.has(access.PII_READ):
+        raise Forbidden("unmasked personal data needs the registry:pii scope", required_scopes=[access.PII_READ])
+    if len(reason.strip()) < 5:
+        raise Problem("give a reason of at least 5 characters", status=422, type="validation-error", title="Invalid input",
+                      errors=[{"field": "header.X-Access-Reason", "message": "too short", "rule": "pii.reason"}])
+    return True
+
+
+async def _answer(request: Request, privacy, principal: Principal, row, reason: str | None) -> dict:
+    """A person from the read path; a reveal is recorded (and committed) before it is answered."""
+    reveal = _reveal_asked(principal, reason)
+    out = service.row_out(privacy, row, reveal=reveal)
+    if reveal:
+        async with request.app.state.session_factory() as session:
+            await service.record_pii_access(session, principal, row["id"], reason.strip(), request.headers.get("x-correlation-id"))
+            await session.commit()
+    return out
+
+
+def _reader(request: Request) -> PersonReader:
+    return request.app.state.person_reader
 
 
 @router.post("/persons", status_code=201, response_model=PersonOut, summary="Register a person (or a provisional record without NIK)")
@@ -70,15 +85,21 @@ async def register_person(body: PersonIn, request: Request, session: SessionDep,
 
 
 @router.get("/persons/{person_id}", response_model=PersonOut, summary="One person; NIK and phone masked unless asked for with a reason")
-async def get_person(person_id: uuid.UUID, request: Request, session: SessionDep, privacy: PrivacyDep, principal: Reader, reason: ReasonHeader = None):
-    person = await service.get_person(session, principal, person_id)
-    return await _render(request, session, privacy, principal, person, reason)
+async def get_person(person_id: uuid.UUID, request: Request, privacy: PrivacyDep, principal: Reader, reason: ReasonHeader = None):
+    # The read path: one query, no ORM session (see persons/reads.py).
+    row = await _reader(request).by_id(principal, person_id)
+    return await _answer(request, privacy, principal, row, reason)
 
 
 @router.post("/persons/lookup", response_model=PersonOut, summary="Find a person by NIK (blind index) or provisional id")
-async def lookup_person(body: LookupIn, request: Request, session: SessionDep, privacy: PrivacyDep, principal: Reader, reason: ReasonHeader = None):
-    person = await service.lookup(session, principal, privacy, nik=body.nik, provisional_id=body.provisional_id)
-    return await _render(request, session, privacy, principal, person, reason)
+async def lookup_person(body: LookupIn, request: Request, privacy: PrivacyDep, principal: Reader, reason: ReasonHeader = None):
+    service.check_lookup(body.nik, body.provisional_id)
+    reader = _reader(request)
+    if body.nik:
+        row = await reader.by_nik_hash(principal, privacy.hash_nik(body.nik))
+    else:
+        row = await reader.by_provisional_id(principal, body.provisional_id)
+    return await _answer(request, privacy, principal, row, reason)
 
 
 @router.get("/persons", response_model=PersonPage, summary="Search and list persons")
@@ -107,7 +128,7 @@ async def list_persons(
     if status:
         stmt = stmt.where(Person.status == status)
     if ppks:
-        stmt = stmt.where(Person.ppks.any(ppks))
+        stmt = stmt.where(literal(ppks) == any_(Person.ppks))
     if decile_max:
         stmt = stmt.where(Person.decile <= decile_max)
     if name:

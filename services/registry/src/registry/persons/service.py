@@ -344,38 +344,58 @@ async def merge(session: AsyncSession, principal: Principal, privacy: Privacy, p
     return survivor
 
 
-async def lookup(session: AsyncSession, principal: Principal, privacy: Privacy, *, nik: str | None, provisional_id: str | None) -> Person:
+def check_lookup(nik: str | None, provisional_id: str | None) -> None:
     if bool(nik) == bool(provisional_id):
         raise Problem("send exactly one of nik or provisional_id", status=422, type="validation-error", title="Invalid input",
                       errors=[{"field": "nik", "message": "exactly one of nik, provisional_id", "rule": "lookup.one"}])
-    stmt = select(Person).where(Person.nik_hash == privacy.hash_nik(nik)) if nik else select(Person).where(Person.provisional_id == provisional_id)
-    person = (await session.exec(stmt)).first()
-    if person is None:
-        raise NotFound("no such person")
-    access.ensure_region(principal, person.regency_code)
-    return person
 
 
-async def record_pii_access(session: AsyncSession, principal: Principal, person: Person, reason: str, correlation_id: str | None) -> None:
-    session.add(PiiAccess(subject=principal.subject, person_id=person.id, fields=list(PII_FIELDS), reason=reason, correlation_id=correlation_id))
+async def record_pii_access(session: AsyncSession, principal: Principal, person_id: uuid.UUID, reason: str, correlation_id: str | None) -> None:
+    session.add(PiiAccess(subject=principal.subject, person_id=person_id, fields=list(PII_FIELDS), reason=reason, correlation_id=correlation_id))
     await session.flush()
 
 
-async def to_out(session: AsyncSession, privacy: Privacy, person: Person, *, reveal: bool) -> dict[str, Any]:
-    nik = privacy.open(person.nik_enc, person.id)
-    phone = privacy.open(person.phone_enc, person.id)
-    membership = await current_membership(session, person.id)
-    out = {c: getattr(person, c) for c in (
-        "id", "provisional_id", "name", "birth_place", "birth_date", "sex", "village_code", "district_code", "regency_code", "rt", "rw",
-        "street", "disability_type", "disability_severity", "ppks", "decile", "decile_date", "occupation", "employer", "status",
-        "deceased_date", "merged_into", "version", "created_at", "updated_at")}
+# The person's own columns in a PersonOut (NIK, phone and household are added by render).
+OUT_COLUMNS = (
+    "id", "provisional_id", "name", "birth_place", "birth_date", "sex", "village_code", "district_code", "regency_code", "rt", "rw",
+    "street", "disability_type", "disability_severity", "ppks", "decile", "decile_date", "occupation", "employer", "status",
+    "deceased_date", "merged_into", "version", "created_at", "updated_at",
+)
+
+
+def render(columns: dict[str, Any], nik: str | None, phone: str | None, household: dict[str, Any] | None, *, reveal: bool) -> dict[str, Any]:
+    """A PersonOut as a dict: NIK and phone masked unless ``reveal``."""
+    out = columns
     out["nik"] = nik if reveal else (mask_nik(nik) if nik else None)
     out["nik_masked"] = not reveal and nik is not None
     out["phone"] = phone if reveal else (phone[:4] + "*" * (len(phone) - 7) + phone[-3:] if phone and len(phone) > 7 else None)
-    out["household"] = (
+    out["household"] = household
+    return out
+
+
+async def to_out(session: AsyncSession, privacy: Privacy, person: Person, *, reveal: bool) -> dict[str, Any]:
+    membership = await current_membership(session, person.id)
+    household = (
         {"household_id": membership[1].id, "kk_number": membership[1].kk_number, "relationship": membership[0].relationship} if membership else None
     )
-    return out
+    return render(
+        {c: getattr(person, c) for c in OUT_COLUMNS}, privacy.open(person.nik_enc, person.id), privacy.open(person.phone_enc, person.id),
+        household, reveal=reveal,
+    )
+
+
+def row_out(privacy: Privacy, row, *, reveal: bool) -> dict[str, Any]:
+    """The same PersonOut from a row of the read path (``persons.reads``: the person's columns
+    plus ``household_id``, ``kk_number`` and ``relationship`` of the current household)."""
+    person_id = row["id"]
+    household = (
+        {"household_id": row["household_id"], "kk_number": row["kk_number"], "relationship": row["relationship"]}
+        if row["household_id"] is not None else None
+    )  # fmt: skip
+    return render(
+        {c: row[c] for c in OUT_COLUMNS}, privacy.open(row["nik_enc"], person_id), privacy.open(row["phone_enc"], person_id),
+        household, reveal=reveal,
+    )
 
 
 async def household_history(session: AsyncSession, person_id: uuid.UUID) -> list[dict[str, Any]]:
