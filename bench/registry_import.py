@@ -16,7 +16,8 @@ NIK's district) and measures in one run:
    ``person_copy (LIKE person INCLUDING ALL)``, a table with the person table's indexes →
    rows/s: the database's own limit for this load.
 2. **import, end to end**: the registry runs in a child process (uvicorn, as in
-   production: the API and its import worker; the outbox relay only with ``--with-relay``).
+   production: the API and its import worker, which applies ``--lanes`` pieces at once, the
+   service's default when not given; the outbox relay only with ``--with-relay``).
    From the start of the upload until ``GET /v1/imports/{id}`` says ``done`` (every row
    committed with its household membership and its outbox events) → rows/s. Target
    ≥ 20,000 rows/s.
@@ -26,7 +27,8 @@ NIK's district) and measures in one run:
 The ratio import / COPY (target ≥ 0.25) is taken against the mean of the two COPY runs: on
 a shared machine a single short COPY can fall into a quiet or a busy minute.
 A ``CHECKPOINT`` precedes each timed phase. CPU is reported per phase for the registry
-process and for PostgreSQL (postmaster and its backends; % of one core). Benchmarks
+process and for PostgreSQL (postmaster and its backends; % of one core; with
+``--database-url``, when the server listens on this machine, found by its port). Benchmarks
 print figures; nothing here asserts.
 """
 
@@ -175,6 +177,32 @@ def _children(pid: int) -> list[int]:
     return [p for p in pids if (st := _stat(p)) and st[1] == str(pid)]
 
 
+def pid_listening_on(port: int | None) -> int | None:
+    """The process listening on a local TCP port (through /proc), e.g. the postmaster of a
+    ``--database-url`` server on this machine; None if it is not visible from here."""
+    if not port:
+        return None
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as fh:
+                for line in fh.readlines()[1:]:
+                    f = line.split()
+                    if f[3] == "0A" and int(f[1].rsplit(":", 1)[1], 16) == port:
+                        inodes.add(f[9])
+        except (OSError, IndexError, ValueError):
+            continue
+    for pid in (int(p) for p in os.listdir("/proc") if p.isdigit()) if inodes else ():
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if link.startswith("socket:[") and link[8:-1] in inodes:
+                    return pid
+        except OSError:
+            continue
+    return None
+
+
 class Cpu:
     """CPU seconds of the registry process and of PostgreSQL during a phase (backends that
     exit within it are missed, so PostgreSQL's figure is a lower bound)."""
@@ -222,6 +250,7 @@ def serve(cfg: dict[str, Any]) -> None:
     settings = Settings(
         env="test", database_url=cfg["database_url"], kafka_bootstrap=cfg["bootstrap"], jwks_file=cfg["jwks_file"],
         relay_enabled=cfg["relay"], consumers_enabled=False, log_level="WARNING",
+        **({"import_lanes": cfg["lanes"]} if cfg.get("lanes") else {}),
     )  # fmt: skip
     app = create_app(settings)
     if not any(getattr(r, "path", None) == "/v1/imports" for r in app.routes):
@@ -440,7 +469,7 @@ async def run(args: argparse.Namespace, postmaster: int | None, work_dir: Path) 
     token = keys.token("bench-province", ("registry:write", "registry:read"), ttl_s=24 * 3600)
     port = _free_port()
     cfg = {"database_url": args.database_url, "bootstrap": args.bootstrap or "127.0.0.1:1", "jwks_file": str(jwks),
-           "relay": args.with_relay, "port": port}  # fmt: skip
+           "relay": args.with_relay, "port": port, "lanes": args.lanes}  # fmt: skip
     proc = start_server(cfg, work_dir / "registry.log")
     try:
         base = f"http://127.0.0.1:{port}"
@@ -479,7 +508,8 @@ def report(r: dict[str, Any]) -> str:
         f"Pilar registry import benchmark — {r['when']}, {r['machine']['cpus']} CPUs, "
         f"load average {la0[0]:.2f} at start, {la1[0]:.2f} at end",
         f"{imp['rows']:,} generated valid rows ({imp['bytes'] / 1e6:,.0f} MB CSV, {r['households']:,} households); "
-        f"outbox relay {'running' if r['args']['with_relay'] else 'off (rows end committed in the outbox)'}",
+        f"outbox relay {'running' if r['args']['with_relay'] else 'off (rows end committed in the outbox)'}"
+        + (f"; {r['args']['lanes']} import lanes" if r["args"].get("lanes") else ""),
         "",
     ]  # fmt: skip
     row = "{:<52} {:>18} {:>10}  {}"
@@ -517,6 +547,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--database-url", help="use this SCRATCH database (postgresql+asyncpg://...): its tables are dropped")
     p.add_argument("--with-relay", action="store_true", help="run the outbox relay during the import (needs Kafka)")
     p.add_argument("--bootstrap", help="Kafka for --with-relay (started if not given)")
+    p.add_argument("--lanes", type=int, help="pieces the registry applies at once (PILAR_IMPORT_LANES; default: the service's, 2)")
     p.add_argument("--json", type=Path, help="also write the figures as JSON to this file")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder (stack, registry log) after the run")
     args = p.parse_args(argv)
@@ -553,6 +584,11 @@ def main(argv: list[str] | None = None) -> int:
             migrate(args.database_url, fresh=False)
         else:
             migrate(args.database_url, fresh=True)
+            from urllib.parse import urlsplit
+
+            parts = urlsplit(args.database_url.replace("+asyncpg", ""))
+            if parts.hostname in ("127.0.0.1", "localhost"):
+                postmaster = pid_listening_on(parts.port or 5432)
         result = asyncio.run(run(args, postmaster, work_dir))
     finally:
         if stack is not None:

@@ -20,8 +20,15 @@ off: they have nothing to do with a lookup) and is measured, in one run:
    nik_hash = $1``, sent straight with asyncpg (pool of 10, hash computed per request) at the
    same rate → the database's own latency for this lookup on this machine.
 2. **API**: ``POST /v1/persons/lookup {"nik": ...}`` with a ``registry:read`` token, through one
-   keep-alive ``httpx.AsyncClient``, for a random existing NIK per request.
+   keep-alive aiohttp session, for a random existing NIK per request.
 3. **PostgreSQL baseline, after**: as 1.
+
+The load generator is aiohttp because it shares the 2 cores with the registry: an
+``httpx.AsyncClient`` with 200 pooled connections spent 1.8 ms of CPU per request here on a
+quiet machine and 9 ms on a busy one (aiohttp: 0.55 and 0.8 ms), more than the registry itself;
+its pool bookkeeping grows with the number of connections.
+Each phase reports the CPU time, per request, of the registry process, of PostgreSQL (postmaster
+and backends), of this process, and of everything else on the machine ("other").
 
 Load is open-loop: request i is due at ``t0 + i / rate`` and is sent then whatever earlier
 requests are doing; its latency runs from that due time to the end of the response, so a
@@ -49,6 +56,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import asyncpg
 import httpx
 
@@ -160,6 +168,67 @@ async def fill(dsn: str, n: int) -> tuple[list[str], dict[str, float]]:
     return niks, timings
 
 
+# --------------------------------------------------------------------------- CPU accounting
+
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def _cpu_s(pid: int) -> float | None:
+    parts = _stat(pid)
+    return (int(parts[11]) + int(parts[12])) / _TICK if parts else None
+
+
+def _machine_ticks() -> tuple[int, int]:
+    """(busy, total) jiffies summed over all CPUs, from /proc/stat ((0, 0) where unavailable)."""
+    try:
+        with open("/proc/stat") as fh:
+            fields = [int(x) for x in fh.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return 0, 0
+    idle = fields[3] + fields[4]
+    return sum(fields) - idle, sum(fields)
+
+
+class Cpu:
+    """CPU seconds per phase of the registry, PostgreSQL (postmaster and backends; a backend that
+    exits within the phase is missed) and this process; "other" is the rest of the machine."""
+
+    def __init__(self, registry_pid: int | None, postmaster: int | None) -> None:
+        self.registry_pid, self.postmaster = registry_pid, postmaster
+
+    def _sample(self) -> dict[str, dict[int, float]]:
+        groups = {"registry": [self.registry_pid] if self.registry_pid else [], "bench": [os.getpid()]}
+        if self.postmaster:
+            pids = [int(p) for p in os.listdir("/proc") if p.isdigit()]
+            groups["postgres"] = [self.postmaster, *(p for p in pids if (st := _stat(p)) and st[1] == str(self.postmaster))]
+        return {g: {p: c for p in ps if (c := _cpu_s(p)) is not None} for g, ps in groups.items()}
+
+    def start(self) -> None:
+        self._before, self._t0, self._ticks0 = self._sample(), time.perf_counter(), _machine_ticks()
+
+    def stop(self, requests: int) -> dict[str, Any]:
+        after, wall, (busy1, total1) = self._sample(), time.perf_counter() - self._t0, _machine_ticks()
+        busy0, total0 = self._ticks0
+        cpu_s = {g: sum(c - self._before.get(g, {}).get(p, 0.0) for p, c in after[g].items()) for g in after}
+        out: dict[str, Any] = {
+            "cpu_pct_of_one_core": {g: round(100 * v / wall, 1) for g, v in cpu_s.items()},
+            "cpu_ms_per_request": {g: round(1000 * v / max(1, requests), 3) for g, v in cpu_s.items()},
+        }
+        if total1 > total0:
+            machine = 100 * (os.cpu_count() or 1) * (busy1 - busy0) / (total1 - total0)
+            out["machine_busy_pct_of_one_core"] = round(machine, 1)
+            out["other_pct_of_one_core"] = round(max(0.0, machine - sum(out["cpu_pct_of_one_core"].values())), 1)
+        return out
+
+
 # --------------------------------------------------------------------------- the registry process
 
 
@@ -208,8 +277,10 @@ def pct(sorted_ms: list[float], p: float) -> float:
     return sorted_ms[min(len(sorted_ms) - 1, max(0, int(round(p / 100 * len(sorted_ms) + 0.5)) - 1))]
 
 
-async def open_loop(send, rate: float, duration: float, warmup: float) -> dict[str, Any]:
-    """Call ``send()`` at ``rate``/s for warmup + duration seconds; per-request latency from its due time."""
+async def open_loop(send, rate: float, duration: float, warmup: float, cpu: Cpu | None = None) -> dict[str, Any]:
+    """Call ``send()`` at ``rate``/s for warmup + duration seconds; per-request latency from its due time.
+
+    CPU is accounted over the measured part (after the warm-up), until the last answer."""
     loop = asyncio.get_running_loop()
     lat: list[float] = []
     errors: dict[str, int] = {}
@@ -236,6 +307,8 @@ async def open_loop(send, rate: float, duration: float, warmup: float) -> dict[s
         delay = due - loop.time()
         if delay > 0:
             await asyncio.sleep(delay)
+        if i == n_warm and cpu is not None:
+            cpu.start()
         task = asyncio.create_task(one(i, due))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
@@ -243,6 +316,12 @@ async def open_loop(send, rate: float, duration: float, warmup: float) -> dict[s
     if tasks:
         await asyncio.wait(tasks, timeout=60)
     end = loop.time()
+    cpu_figures = cpu.stop(n) if cpu is not None else {}
+    unfinished = len(tasks)
+    for task in list(tasks):  # a backlog that outlived the wait: counted, then dropped
+        task.cancel()
+    if unfinished:
+        errors["unfinished after 60 s (cancelled)"] = unfinished
     lat.sort()
     ok = len(lat)
     return {
@@ -251,25 +330,28 @@ async def open_loop(send, rate: float, duration: float, warmup: float) -> dict[s
         "achieved_rate": ok / max(1e-9, end - measured_start),
         "max_send_lag_ms": 1000 * max(send_lag, default=0.0),
         "p50_ms": pct(lat, 50), "p95_ms": pct(lat, 95), "p99_ms": pct(lat, 99), "max_ms": lat[-1] if lat else float("nan"),
-        "mean_ms": sum(lat) / ok if ok else float("nan"),
+        "mean_ms": sum(lat) / ok if ok else float("nan"), **cpu_figures,
     }  # fmt: skip
 
 
-async def phase_api(base: str, token: str, niks: list[str], rate: float, duration: float, warmup: float) -> dict[str, Any]:
+async def phase_api(base: str, token: str, niks: list[str], rate: float, duration: float, warmup: float, cpu: Cpu) -> dict[str, Any]:
     rng = random.Random(7)
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
-    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"}, limits=limits,
-                                 timeout=httpx.Timeout(30.0)) as client:  # fmt: skip
+    url = f"{base}/v1/persons/lookup"
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    connector = aiohttp.TCPConnector(limit=200, keepalive_timeout=60)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
 
         async def send() -> None:
-            r = await client.post("/v1/persons/lookup", json={"nik": rng.choice(niks)})
-            if r.status_code != 200:
-                raise RuntimeError(f"HTTP {r.status_code} {r.text[:80]}")
+            body = b'{"nik":"' + rng.choice(niks).encode() + b'"}'
+            async with session.post(url, data=body, headers=headers) as r:
+                text = await r.read()
+                if r.status != 200:
+                    raise RuntimeError(f"HTTP {r.status} {text[:80]!r}")
 
-        return await open_loop(send, rate, duration, warmup)
+        return await open_loop(send, rate, duration, warmup, cpu)
 
 
-async def phase_pg(dsn: str, niks: list[str], rate: float, duration: float, warmup: float) -> dict[str, Any]:
+async def phase_pg(dsn: str, niks: list[str], rate: float, duration: float, warmup: float, cpu: Cpu) -> dict[str, Any]:
     from pilar_kernel.pii import nik_hash
 
     rng = random.Random(11)
@@ -281,7 +363,7 @@ async def phase_pg(dsn: str, niks: list[str], rate: float, duration: float, warm
             if row is None:
                 raise RuntimeError("not found")
 
-        return await open_loop(send, rate, duration, warmup)
+        return await open_loop(send, rate, duration, warmup, cpu)
     finally:
         await pool.close()
 
@@ -294,7 +376,7 @@ def migrate(url: str) -> None:
                    check=True, capture_output=True)  # fmt: skip
 
 
-async def run(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
+async def run(args: argparse.Namespace, work_dir: Path, postmaster: int | None) -> dict[str, Any]:
     from pilar_kernel.testing import TestKeys
 
     dsn = args.database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
@@ -325,11 +407,12 @@ async def run(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
         print(f"registry ready in {time.perf_counter() - t:.1f} s (pid {proc.pid}, port {port})", flush=True)
         phases = {}
         print(f"[postgres, before] {args.rate:g}/s for {args.duration:g} s ...", flush=True)
-        phases["pg_before"] = await phase_pg(dsn, niks, args.rate, args.duration, args.warmup)
+        cpu = Cpu(proc.pid, postmaster)
+        phases["pg_before"] = await phase_pg(dsn, niks, args.rate, args.duration, args.warmup, cpu)
         print(f"[api] {args.rate:g}/s for {args.duration:g} s ...", flush=True)
-        phases["api"] = await phase_api(base, token, niks, args.rate, args.duration, args.warmup)
+        phases["api"] = await phase_api(base, token, niks, args.rate, args.duration, args.warmup, cpu)
         print(f"[postgres, after] {args.rate:g}/s for {args.duration:g} s ...", flush=True)
-        phases["pg_after"] = await phase_pg(dsn, niks, args.rate, args.duration, args.warmup)
+        phases["pg_after"] = await phase_pg(dsn, niks, args.rate, args.duration, args.warmup, cpu)
         result["phases"] = phases
     finally:
         proc.terminate()
@@ -371,6 +454,15 @@ def report(r: dict[str, Any]) -> str:
         f"API p99 over PostgreSQL p99 (mean of before/after): "
         f"{api['p99_ms'] / ((ph['pg_before']['p99_ms'] + ph['pg_after']['p99_ms']) / 2):.1f}x",
     ]  # fmt: skip
+    lines += ["", "CPU per request, ms (and % of one core); 'other' = busy time on the machine that is not this run's:"]
+    for label, key in (("PostgreSQL, before", "pg_before"), ("API lookup", "api"), ("PostgreSQL, after", "pg_after")):
+        p = ph[key]
+        if "cpu_ms_per_request" in p:
+            cells = [f"{g} {p['cpu_ms_per_request'][g]:.2f} ({p['cpu_pct_of_one_core'][g]:.0f}%)" for g in ("registry", "postgres", "bench")
+                     if g in p["cpu_ms_per_request"]]  # fmt: skip
+            if "other_pct_of_one_core" in p:
+                cells.append(f"other {p['other_pct_of_one_core']:.0f}%")
+            lines.append(f"  {label:<20} " + ", ".join(cells))
     for key in ("pg_before", "api", "pg_after"):
         if ph[key]["errors"]:
             lines.append(f"errors in {key}: {ph[key]['errors']}")
@@ -408,7 +500,9 @@ def main(argv: list[str] | None = None) -> int:
         args.bootstrap = stack.kafka_bootstrap
         print(f"local stack up in {time.perf_counter() - t:.1f} s ({work_dir})", flush=True)
         migrate(args.database_url)
-        result = asyncio.run(run(args, work_dir))
+        # The standard event loop: uvloop's clock and timers tick in whole milliseconds, too
+        # coarse for latencies of a few milliseconds.
+        result = asyncio.run(run(args, work_dir, stack.postgres.pid()))
     finally:
         stack.stop()
         if not args.keep:
