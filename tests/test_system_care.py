@@ -19,7 +19,6 @@ import random
 import uuid
 from datetime import UTC, date, datetime, timedelta, timezone
 
-import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer
 
@@ -230,14 +229,9 @@ PARTNER_OFFICE = "Dinas Sosial Sulawesi Selatan"  # the relay partner for Sulawe
 
 
 async def domicile_note(platform: Platform, person_id: str) -> str | None:
-    """The registry's own note of where the person lives. The registry's API does not show
-    it, so this one fact is read (read-only) from the registry's database."""
-    url = platform.stack.database_url("registry").replace("postgresql+asyncpg://", "postgresql://")
-    connection = await asyncpg.connect(url)
-    try:
-        return await connection.fetchval("SELECT domicile_note FROM person WHERE id = $1", uuid.UUID(person_id))
-    finally:
-        await connection.close()
+    """The registry's note of where the person lives, as the province's console reads it."""
+    person = await platform.json("GET", f"/v1/registry/persons/{person_id}", headers=await platform.headers(CONSOLE, user=OFFICER))
+    return person["domicile_note"]
 
 
 async def test_stranded_person_returns_to_makassar_and_the_registry_records_it(platform: Platform):

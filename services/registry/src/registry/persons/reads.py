@@ -36,7 +36,7 @@ _SELECT = """
 SELECT p.id, p.nik_enc, p.phone_enc, p.provisional_id, p.name, p.birth_place, p.birth_date, p.sex,
        p.village_code, p.district_code, p.regency_code, p.rt, p.rw, p.street, p.disability_type,
        p.disability_severity, p.ppks, p.decile, p.decile_date, p.occupation, p.employer, p.status,
-       p.deceased_date, p.merged_into, p.version, p.created_at, p.updated_at,
+       p.deceased_date, p.merged_into, p.domicile_note, p.version, p.created_at, p.updated_at,
        m.household_id, h.kk_number, m.relationship
 FROM person p
 LEFT JOIN household_member m ON m.person_id = p.id AND m.valid_to IS NULL

@@ -90,6 +90,8 @@ class PersonOut(BaseModel):
     status: str
     deceased_date: date | None
     merged_into: uuid.UUID | None
+    domicile_note: str | None = Field(default=None, description="where the person was last known to be, as other services "
+                                      "reported it (a completed return home, a disaster assessment)")
     household: HouseholdRef | None
     version: int
     created_at: datetime

@@ -359,7 +359,7 @@ async def record_pii_access(session: AsyncSession, principal: Principal, person_
 OUT_COLUMNS = (
     "id", "provisional_id", "name", "birth_place", "birth_date", "sex", "village_code", "district_code", "regency_code", "rt", "rw",
     "street", "disability_type", "disability_severity", "ppks", "decile", "decile_date", "occupation", "employer", "status",
-    "deceased_date", "merged_into", "version", "created_at", "updated_at",
+    "deceased_date", "merged_into", "domicile_note", "version", "created_at", "updated_at",
 )
 
 
