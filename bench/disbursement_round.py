@@ -43,6 +43,8 @@ from typing import Any
 import asyncpg
 import httpx
 
+import procstat  # bench/procstat.py: CPU accounting shared by the benchmarks
+
 REPO = Path(__file__).resolve().parents[1]
 SERVICE_DIR = REPO / "services" / "disbursement"
 BANKSIM_SRC = REPO / "deploy" / "banksim" / "src"
@@ -66,38 +68,8 @@ def free_port() -> int:
 
 
 def cpu_seconds(pids: list[int]) -> float:
-    """utime + stime of the processes, from /proc (0 for any that are gone)."""
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        except (OSError, IndexError, ValueError):
-            pass
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-def children_of(pid: int | None) -> list[int]:
-    if pid is None:
-        return []
-    out = [pid]
-    for p in os.listdir("/proc"):
-        if p.isdigit():
-            try:
-                with open(f"/proc/{p}/stat") as fh:
-                    if int(fh.read().rsplit(")", 1)[1].split()[1]) == pid:
-                        out.append(int(p))
-            except (OSError, ValueError, IndexError):
-                pass
-    return out
-
-
-def machine_busy() -> tuple[int, int]:
-    with open("/proc/stat") as fh:
-        values = [int(v) for v in fh.readline().split()[1:]]
-    idle = values[3] + values[4]
-    return sum(values) - idle, sum(values)
+    """utime + stime of the processes (0 for any that are gone)."""
+    return sum(procstat.cpu_seconds(pid) or 0.0 for pid in pids)
 
 
 class Cpu:
@@ -108,7 +80,7 @@ class Cpu:
 
     def read(self) -> dict[str, float]:
         out = {name: cpu_seconds(pids()) for name, pids in self.groups.items()}
-        out["_machine"] = machine_busy()
+        out["_machine"] = procstat.machine_ticks()
         out["_t"] = time.perf_counter()
         return out
 
@@ -214,7 +186,7 @@ async def run(args: argparse.Namespace, stack) -> dict[str, Any]:
     cpu = Cpu({
         "disbursement": lambda: [service.pid],
         "banksim": lambda: [bank.pid],
-        "postgres": lambda: children_of(stack.postgres.pid() if stack else None),
+        "postgres": lambda: procstat.with_children(stack.postgres.pid() if stack else None),
         "kafka": lambda: [stack.kafka.pid()] if stack and stack.kafka.pid() else [],
     })
     try:

@@ -65,6 +65,8 @@ from pilar_kernel.outbox import OutboxRelay, add_event, lane_of
 from pilar_kernel.tables import outbox
 from pilar_kernel.testing import create_schema
 
+import procstat  # bench/procstat.py: CPU accounting shared by the benchmarks
+
 SOURCE = "/pilar/bench"
 SERVICE = "bench"
 TARGET_RATIO = 0.5
@@ -170,89 +172,23 @@ def summary_ms(values_s: list[float]) -> dict[str, float]:
     }
 
 
-_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-def _machine_ticks() -> tuple[int, int]:
-    """(busy, total) jiffies summed over all CPUs, from /proc/stat ((0, 0) where unavailable)."""
-    try:
-        with open("/proc/stat") as fh:
-            fields = [int(x) for x in fh.readline().split()[1:9]]
-    except (OSError, ValueError):
-        return 0, 0
-    idle = fields[3] + fields[4]  # idle + iowait
-    return sum(fields) - idle, sum(fields)
-
-
-def _stat(pid: int) -> list[str] | None:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-
-
-def _cpu_s(pid: int) -> float | None:
-    parts = _stat(pid)
-    return (int(parts[11]) + int(parts[12])) / _TICK if parts else None
-
-
-def _all_pids() -> list[int]:
-    try:
-        return [int(p) for p in os.listdir("/proc") if p.isdigit()]
-    except OSError:
-        return []
-
-
-def pid_listening_on(port: int | None) -> int | None:
-    """The process that listens on a local TCP port (found through /proc; None if not ours/visible)."""
-    if not port:
-        return None
-    inodes: set[str] = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table) as fh:
-                for line in fh.readlines()[1:]:
-                    f = line.split()
-                    if f[3] == "0A" and int(f[1].rsplit(":", 1)[1], 16) == port:
-                        inodes.add(f[9])
-        except (OSError, IndexError, ValueError):
-            continue
-    if not inodes:
-        return None
-    for pid in _all_pids():
-        try:
-            for fd in os.listdir(f"/proc/{pid}/fd"):
-                link = os.readlink(f"/proc/{pid}/fd/{fd}")
-                if link.startswith("socket:[") and link[8:-1] in inodes:
-                    return pid
-        except OSError:
-            continue
-    return None
-
-
 class ProcessGroups:
     """The processes whose CPU is accounted per phase: PostgreSQL (postmaster + backends), Kafka, consumer."""
 
     def __init__(self, pg_port: int | None, kafka_port: int | None) -> None:
-        self.postmaster = pid_listening_on(pg_port)
-        self.kafka = pid_listening_on(kafka_port)
+        self.postmaster = procstat.pid_listening_on(pg_port)
+        self.kafka = procstat.pid_listening_on(kafka_port)
         self.consumer: int | None = None
 
     def pids(self) -> dict[str, list[int]]:
         out: dict[str, list[int]] = {}
         if self.postmaster:
-            children = [p for p in _all_pids() if (st := _stat(p)) and st[1] == str(self.postmaster)]
-            out["postgres"] = [self.postmaster, *children]
+            out["postgres"] = procstat.with_children(self.postmaster)
         if self.kafka:
             out["kafka"] = [self.kafka]
         if self.consumer:
             out["consumer"] = [self.consumer]
         return out
-
-
-def _group_cpu(pids: dict[str, list[int]]) -> dict[str, dict[int, float]]:
-    return {name: {p: c for p in ps if (c := _cpu_s(p)) is not None} for name, ps in pids.items()}
 
 
 class CpuMeter:
@@ -266,16 +202,16 @@ class CpuMeter:
         self.groups = groups
         self.wall = time.perf_counter()
         self.proc = time.process_time()
-        self.start = _group_cpu(groups.pids())
-        self.busy, self.total = _machine_ticks()
+        self.start = procstat.group_cpu(groups.pids())
+        self.busy, self.total = procstat.machine_ticks()
 
     def read(self, events: int | None = None) -> dict[str, Any]:
         wall = time.perf_counter() - self.wall
         used = {"bench": time.process_time() - self.proc}
-        for name, now in _group_cpu(self.groups.pids()).items():
+        for name, now in procstat.group_cpu(self.groups.pids()).items():
             before = self.start.get(name, {})
             used[name] = sum(c - before.get(p, 0.0) for p, c in now.items())
-        busy, total = _machine_ticks()
+        busy, total = procstat.machine_ticks()
         cpus = os.cpu_count() or 1
         machine = (busy - self.busy) / (total - self.total) * cpus * wall if total > self.total else math.nan
         used["other"] = max(0.0, machine - sum(used.values())) if not math.isnan(machine) else math.nan

@@ -49,16 +49,17 @@ import uvloop
 from pilar_devstack import LocalStack, free_port
 from pilar_kernel.auth import write_dev_keys
 
+import procstat  # bench/procstat.py: CPU accounting shared by the benchmarks
+
 REPO = Path(__file__).resolve().parents[1]
 TARGET_THROUGHPUT_RATIO = 0.35
 TARGET_ADDED_MS = 0.5
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of one process (from /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    """User + system CPU time of one process."""
+    seconds = procstat.cpu_seconds(pid)
+    if seconds is None:
+        raise RuntimeError(f"process {pid} is gone")
+    return seconds
 
 
 def self_cpu() -> float:

@@ -56,6 +56,8 @@ from typing import Any
 import asyncpg
 import httpx
 
+import procstat  # bench/procstat.py: CPU accounting shared by the benchmarks
+
 REPO = Path(__file__).resolve().parents[1]
 REGISTRY_DIR = REPO / "services" / "registry"
 TARGET_RATE = 20_000.0
@@ -142,91 +144,27 @@ def generate_csv(n: int, seed: int = 2026) -> tuple[bytes, int]:
 
 # --------------------------------------------------------------------------- CPU accounting
 
-_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-def _stat(pid: int) -> list[str] | None:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-
-
-def _cpu_s(pid: int) -> float | None:
-    parts = _stat(pid)
-    return (int(parts[11]) + int(parts[12])) / _TICK if parts else None
-
-
-def _machine_ticks() -> tuple[int, int]:
-    """(busy, total) jiffies summed over all CPUs, from /proc/stat ((0, 0) where unavailable)."""
-    try:
-        with open("/proc/stat") as fh:
-            fields = [int(x) for x in fh.readline().split()[1:9]]
-    except (OSError, ValueError):
-        return 0, 0
-    idle = fields[3] + fields[4]
-    return sum(fields) - idle, sum(fields)
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        pids = [int(p) for p in os.listdir("/proc") if p.isdigit()]
-    except OSError:
-        return []
-    return [p for p in pids if (st := _stat(p)) and st[1] == str(pid)]
-
-
-def pid_listening_on(port: int | None) -> int | None:
-    """The process listening on a local TCP port (through /proc), e.g. the postmaster of a
-    ``--database-url`` server on this machine; None if it is not visible from here."""
-    if not port:
-        return None
-    inodes: set[str] = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table) as fh:
-                for line in fh.readlines()[1:]:
-                    f = line.split()
-                    if f[3] == "0A" and int(f[1].rsplit(":", 1)[1], 16) == port:
-                        inodes.add(f[9])
-        except (OSError, IndexError, ValueError):
-            continue
-    for pid in (int(p) for p in os.listdir("/proc") if p.isdigit()) if inodes else ():
-        try:
-            for fd in os.listdir(f"/proc/{pid}/fd"):
-                link = os.readlink(f"/proc/{pid}/fd/{fd}")
-                if link.startswith("socket:[") and link[8:-1] in inodes:
-                    return pid
-        except OSError:
-            continue
-    return None
-
 
 class Cpu:
-    """CPU seconds of the registry process and of PostgreSQL during a phase (backends that
-    exit within it are missed, so PostgreSQL's figure is a lower bound)."""
+    """CPU seconds of the registry process and of PostgreSQL during a phase (procstat.PhaseCpu)."""
 
     def __init__(self, server_pid: int | None, postmaster: int | None) -> None:
         self.server_pid, self.postmaster = server_pid, postmaster
 
-    def _sample(self) -> dict[str, dict[int, float]]:
+    def _groups(self) -> dict[str, list[int]]:
         groups = {"registry": [self.server_pid] if self.server_pid else []}
         if self.postmaster:
-            groups["postgres"] = [self.postmaster, *_children(self.postmaster)]
-        return {g: {p: c for p in ps if (c := _cpu_s(p)) is not None} for g, ps in groups.items()}
+            groups["postgres"] = procstat.with_children(self.postmaster)
+        return groups
 
     @asynccontextmanager
     async def measure(self, into: dict[str, Any]):
-        before, t0, (busy0, total0) = self._sample(), time.perf_counter(), _machine_ticks()
+        phase = procstat.PhaseCpu(self._groups)
+        phase.start()
         yield
-        after, wall, (busy1, total1) = self._sample(), time.perf_counter() - t0, _machine_ticks()
-        into["cpu_s"] = {g: round(sum(c - before.get(g, {}).get(p, 0.0) for p, c in after[g].items()), 2) for g in after}
-        into["cpu_pct_of_one_core"] = {g: round(100 * s / wall, 1) for g, s in into["cpu_s"].items()}
-        if total1 > total0:  # the whole machine, in % of one core; "other" is work that is not this run's
-            machine = 100 * (os.cpu_count() or 1) * (busy1 - busy0) / (total1 - total0)
-            into["machine_busy_pct_of_one_core"] = round(machine, 1)
-            into["other_pct_of_one_core"] = round(max(0.0, machine - sum(into["cpu_pct_of_one_core"].values())), 1)
+        figures = phase.stop()
+        figures.pop("wall_s")
+        into.update(figures)
 
 
 # --------------------------------------------------------------------------- the registry process
@@ -588,7 +526,7 @@ def main(argv: list[str] | None = None) -> int:
 
             parts = urlsplit(args.database_url.replace("+asyncpg", ""))
             if parts.hostname in ("127.0.0.1", "localhost"):
-                postmaster = pid_listening_on(parts.port or 5432)
+                postmaster = procstat.pid_listening_on(parts.port or 5432)
         result = asyncio.run(run(args, postmaster, work_dir))
     finally:
         if stack is not None:

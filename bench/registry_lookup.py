@@ -60,6 +60,8 @@ import aiohttp
 import asyncpg
 import httpx
 
+import procstat  # bench/procstat.py: CPU accounting shared by the benchmarks
+
 REPO = Path(__file__).resolve().parents[1]
 REGISTRY_DIR = REPO / "services" / "registry"
 TARGET_P99_MS = 10.0
@@ -170,62 +172,31 @@ async def fill(dsn: str, n: int) -> tuple[list[str], dict[str, float]]:
 
 # --------------------------------------------------------------------------- CPU accounting
 
-_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-def _stat(pid: int) -> list[str] | None:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-
-
-def _cpu_s(pid: int) -> float | None:
-    parts = _stat(pid)
-    return (int(parts[11]) + int(parts[12])) / _TICK if parts else None
-
-
-def _machine_ticks() -> tuple[int, int]:
-    """(busy, total) jiffies summed over all CPUs, from /proc/stat ((0, 0) where unavailable)."""
-    try:
-        with open("/proc/stat") as fh:
-            fields = [int(x) for x in fh.readline().split()[1:9]]
-    except (OSError, ValueError):
-        return 0, 0
-    idle = fields[3] + fields[4]
-    return sum(fields) - idle, sum(fields)
-
 
 class Cpu:
-    """CPU seconds per phase of the registry, PostgreSQL (postmaster and backends; a backend that
-    exits within the phase is missed) and this process; "other" is the rest of the machine."""
+    """CPU per phase of the registry, PostgreSQL (postmaster and backends) and this process
+    (procstat.PhaseCpu), also per request."""
 
     def __init__(self, registry_pid: int | None, postmaster: int | None) -> None:
         self.registry_pid, self.postmaster = registry_pid, postmaster
+        self._phase = procstat.PhaseCpu(self._groups)
 
-    def _sample(self) -> dict[str, dict[int, float]]:
+    def _groups(self) -> dict[str, list[int]]:
         groups = {"registry": [self.registry_pid] if self.registry_pid else [], "bench": [os.getpid()]}
         if self.postmaster:
-            pids = [int(p) for p in os.listdir("/proc") if p.isdigit()]
-            groups["postgres"] = [self.postmaster, *(p for p in pids if (st := _stat(p)) and st[1] == str(self.postmaster))]
-        return {g: {p: c for p in ps if (c := _cpu_s(p)) is not None} for g, ps in groups.items()}
+            groups["postgres"] = procstat.with_children(self.postmaster)
+        return groups
 
     def start(self) -> None:
-        self._before, self._t0, self._ticks0 = self._sample(), time.perf_counter(), _machine_ticks()
+        self._phase.start()
 
     def stop(self, requests: int) -> dict[str, Any]:
-        after, wall, (busy1, total1) = self._sample(), time.perf_counter() - self._t0, _machine_ticks()
-        busy0, total0 = self._ticks0
-        cpu_s = {g: sum(c - self._before.get(g, {}).get(p, 0.0) for p, c in after[g].items()) for g in after}
+        figures = self._phase.stop()
         out: dict[str, Any] = {
-            "cpu_pct_of_one_core": {g: round(100 * v / wall, 1) for g, v in cpu_s.items()},
-            "cpu_ms_per_request": {g: round(1000 * v / max(1, requests), 3) for g, v in cpu_s.items()},
+            "cpu_pct_of_one_core": figures["cpu_pct_of_one_core"],
+            "cpu_ms_per_request": {g: round(1000 * v / max(1, requests), 3) for g, v in figures["cpu_s"].items()},
         }
-        if total1 > total0:
-            machine = 100 * (os.cpu_count() or 1) * (busy1 - busy0) / (total1 - total0)
-            out["machine_busy_pct_of_one_core"] = round(machine, 1)
-            out["other_pct_of_one_core"] = round(max(0.0, machine - sum(out["cpu_pct_of_one_core"].values())), 1)
+        out.update({k: figures[k] for k in ("machine_busy_pct_of_one_core", "other_pct_of_one_core") if k in figures})
         return out
 
 
