@@ -249,6 +249,16 @@ class Postgres:
             return
         self._run("pg_ctl", "-D", str(self.data_dir), "-m", mode, "-w", "-t", "60", "stop")
 
+    def restart(self, mode: str = "fast") -> None:
+        """``pg_ctl restart`` (``fast``: roll back open transactions and drop every connection, as
+        an operator's restart or a failover does); waits until the server accepts connections."""
+        if self.external:
+            raise StackError("postgres: an external server is not ours to restart")
+        if not self.is_running():
+            self.start()
+            return
+        self._run("pg_ctl", "-D", str(self.data_dir), "-l", str(self.log_path), "-m", mode, "-w", "-t", "60", "restart")
+
     # ------------------------------------------------------------------ databases
 
     def create_databases(self, names: Iterable[str]) -> None:

@@ -101,6 +101,7 @@ class LocalStack:
             partitions=self.partitions,
         )
         self.services = ServiceSupervisor(self.run_dir)
+        self._extra_env: dict[str, dict[str, str]] = {}  # per component, as last started (restart_component)
         if stop_at_exit:
             atexit.register(self.stop)
 
@@ -171,6 +172,11 @@ class LocalStack:
     def stop_postgres(self, mode: str = "fast") -> None:
         """Stop our cluster (``immediate`` for a crash-like stop); nothing for an external server."""
         self.postgres.stop(mode)
+
+    def restart_postgres(self, mode: str = "fast") -> None:
+        """Restart our cluster (``pg_ctl restart -m fast``: every connection is dropped); returns
+        once it accepts connections again. Not for an external server."""
+        self.postgres.restart(mode)
 
     def create_databases(self, names: Iterable[str] | None = None) -> None:
         """Create databases (default: one per component) owned by role pilar, with pg_trgm."""
@@ -271,6 +277,7 @@ class LocalStack:
         for component in chosen:
             env = self.component_env(component, secrets)
             env.update(extra_env or {})
+            self._extra_env[component.name] = dict(extra_env or {})
             planned.append((component, self.port(component.name), self.repo / component.service_dir, env))
         self._save_state()
         return self.services.start(planned, ready_timeout=ready_timeout)
@@ -282,6 +289,11 @@ class LocalStack:
     def kill_component(self, name: str) -> None:
         """SIGKILL one component (a crash); start_components([name]) brings it back."""
         self.services.kill(self.component(name))
+
+    def restart_component(self, name: str, *, ready_timeout: float = 60.0) -> None:
+        """Start a component again (after a kill) with the extra environment it was last started
+        with, as a process supervisor would: migrations, then the process; waits until ready."""
+        self.start_components([name], self._extra_env.get(name), ready_timeout=ready_timeout)
 
     # ------------------------------------------------------------------ whole stack
 
