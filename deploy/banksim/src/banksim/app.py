@@ -57,10 +57,6 @@ class Config:
     chunk_size: int = 500  # results per callback
     report_results: bool = True  # false: accept batches and stay silent (callbacks down)
     max_concurrent_callbacks: int = 4
-    # A callback that cannot be delivered (Pilar down, 5xx) is tried this many times in all, with a
-    # back-off from 0.2 s doubling up to callback_backoff_max_s; then the bank gives up on it.
-    callback_attempts: int = 8
-    callback_backoff_max_s: float = 5.0
     seed: int | None = None
 
     @classmethod
@@ -226,7 +222,7 @@ class Bank:
 
     async def post(self, url: str, body: bytes, headers: dict[str, str], *, retry: bool = True) -> int | None:
         delay = 0.2
-        for _ in range(max(1, self.config.callback_attempts) if retry else 1):
+        for _ in range(8 if retry else 1):
             try:
                 token = await self.token()
                 all_headers = {"content-type": "application/json", **headers}
@@ -240,9 +236,7 @@ class Bank:
             except httpx.HTTPError:
                 self.responses["unreachable"] += 1
             await asyncio.sleep(delay)
-            delay = min(delay * 2, self.config.callback_backoff_max_s)
-        if retry:
-            self.stats["callbacks_abandoned"] += 1  # nobody will be told by callback: a status query or the statement must
+            delay = min(delay * 2, 5)
         return None
 
     def statement_csv(self) -> str:
