@@ -17,8 +17,21 @@ ALL_SCOPES = (READ, PREPARE, APPROVE, PROGRAMME_ADMIN, BANK_CALLBACK)
 
 
 def acting_user(principal: Principal) -> str:
-    """The officer acting: the token's ``user`` claim, else the client itself (four-eyes rule)."""
-    return str(principal.claims.get("user") or principal.subject)
+    """The officer acting: the token's ``user`` claim, else the client itself, case-folded.
+
+    Four-eyes comparisons and "who did it" columns use it: ``QA.PREP`` and ``qa.prep`` are one
+    officer (the gateway accepts any case). The kernel's ``Principal.actor`` is the same rule;
+    it is used when the kernel has it.
+    """
+    actor = getattr(type(principal), "actor", None)
+    if actor is not None:
+        return principal.actor
+    return str(principal.claims.get("user") or principal.subject).casefold()
+
+
+def same_officer(a: str | None, b: str | None) -> bool:
+    """Whether two recorded officers are one (rows written before ids were case-folded included)."""
+    return a is not None and b is not None and a.casefold() == b.casefold()
 
 
 def ensure_region(principal: Principal, regency_code: str | None, what: str) -> None:

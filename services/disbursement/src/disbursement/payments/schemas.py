@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 Channel = Literal["bank", "post"]
 PaymentStatus = Literal["created", "sent", "succeeded", "failed", "cancelled", "returned"]
+SettlementStatus = Literal["proposed", "applied", "superseded", "rejected"]
 
 
 class _In(BaseModel):
@@ -25,6 +26,9 @@ class AttemptOut(BaseModel):
     reference: str | None
     reported_at: datetime | None
     anomaly: str | None
+    status_checks: int = Field(default=0, description="how often the bank was asked about this attempt (its result never came)")
+    status_checked_at: datetime | None = None
+    status_note: str | None = None
 
 
 class PaymentOut(BaseModel):
@@ -108,3 +112,35 @@ class PostExportOut(BaseModel):
     created_at: datetime
     results_imported: int
     last_import_at: datetime | None
+
+
+class SettlementIn(_In):
+    outcome: Literal["succeeded", "failed"] = Field(description="what became of the payment: paid, or not paid (it can then be retried)")
+    reason: str = Field(min_length=10, max_length=500, description="the evidence: the bank's letter, the statement line, the call...")
+    bank_reference: str | None = Field(default=None, max_length=100, description="the bank's transaction reference, when paid")
+
+
+class SettlementApproveIn(_In):
+    note: str | None = Field(default=None, max_length=500)
+
+
+class SettlementRejectIn(_In):
+    note: str = Field(min_length=5, max_length=500, description="why it is turned down (or withdrawn)")
+
+
+class SettlementOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    payment_id: uuid.UUID
+    attempt: int
+    outcome: Literal["succeeded", "failed"]
+    reason: str
+    bank_reference: str | None
+    status: SettlementStatus
+    proposed_by: str
+    proposed_at: datetime
+    decided_by: str | None
+    decided_at: datetime | None
+    decision_note: str | None
+    result: str | None

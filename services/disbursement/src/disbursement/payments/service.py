@@ -359,6 +359,55 @@ async def reject_batch(session: AsyncSession, batch_id: uuid.UUID, reason: str) 
     return await apply_reports(session, reports, channel="bank")
 
 
+# -- payments whose result never came -----------------------------------------------------
+
+
+async def claim_status_checks(session: AsyncSession, after_s: float, every_s: float, limit: int) -> list[tuple[uuid.UUID, int]]:
+    """The bank payments sent over ``after_s`` ago with no result, not asked about in the last
+    ``every_s``: marked as asked now (another process skips them) and returned as (payment, attempt)."""
+    rows = await session.execute(
+        text(
+            """
+            WITH due AS (
+                SELECT a.payment_id, a.attempt
+                FROM payment p JOIN payment_attempt a ON a.payment_id = p.id AND a.attempt = p.attempt
+                WHERE p.status = 'sent' AND p.channel = 'bank' AND a.channel = 'bank'
+                  AND p.sent_at < now() - make_interval(secs => :after)
+                  AND (a.status_checked_at IS NULL OR a.status_checked_at < now() - make_interval(secs => :every))
+                ORDER BY p.sent_at, p.id
+                LIMIT :n
+                FOR UPDATE OF a SKIP LOCKED
+            )
+            UPDATE payment_attempt a SET status_checks = a.status_checks + 1, status_checked_at = now()
+            FROM due WHERE a.payment_id = due.payment_id AND a.attempt = due.attempt
+            RETURNING a.payment_id, a.attempt
+            """
+        ),
+        {"after": after_s, "every": every_s, "n": limit},
+    )
+    return [(r.payment_id, r.attempt) for r in rows]
+
+
+async def apply_status_answers(session: AsyncSession, due: Sequence[tuple[uuid.UUID, int]], answers: dict[str, Any]) -> dict[str, int]:
+    """Apply what the bank said about each attempt: a result settles it (as a callback would);
+    ``pending`` or ``unknown`` leave it sent, noted on the attempt for the officers."""
+    now = _now().isoformat(timespec="seconds")
+    reports, notes = [], []
+    for payment_id, attempt in due:
+        answer = answers.get(files.instruction_id(payment_id, attempt))
+        if answer is not None and answer.status in domain.OUTCOMES:
+            reports.append(Report(payment_id, attempt, answer.status, answer.reason, answer.reference, answer.at, answer.returned_amount))
+            note = f"{now} the bank answered {answer.status}"
+        elif answer is not None and answer.status == "pending":
+            note = f"{now} the bank is still processing it"
+        else:
+            note = f"{now} the bank does not know this instruction: settle it by hand if it was never paid"
+        notes.append({"p": payment_id, "a": attempt, "note": note})
+    await session.execute(text("UPDATE payment_attempt SET status_note = :note WHERE payment_id = :p AND attempt = :a"), notes)
+    summary = await apply_reports(session, reports, channel="bank") if reports else {"applied": 0, "duplicates": 0, "stale": 0, "anomalies": 0}
+    return {**summary, "answered": len(reports), "waiting": len(due) - len(reports)}
+
+
 # -- what the channels report -------------------------------------------------------------
 
 
