@@ -33,7 +33,7 @@ class StatementLineOut(BaseModel):
     value_date: date | None
     bank_reference: str | None
     instruction_id: str | None
-    direction: Literal["debit", "credit"]
+    direction: Literal["debit", "credit", "failure"]
     amount: int
     payment_id: uuid.UUID | None
     round_id: uuid.UUID | None
