@@ -17,16 +17,9 @@ ALL_SCOPES = (READ, PREPARE, APPROVE, PROGRAMME_ADMIN, BANK_CALLBACK)
 
 
 def acting_user(principal: Principal) -> str:
-    """The officer acting: the token's ``user`` claim, else the client itself, case-folded.
-
-    Four-eyes comparisons and "who did it" columns use it: ``QA.PREP`` and ``qa.prep`` are one
-    officer (the gateway accepts any case). The kernel's ``Principal.actor`` is the same rule;
-    it is used when the kernel has it.
-    """
-    actor = getattr(type(principal), "actor", None)
-    if actor is not None:
-        return principal.actor
-    return str(principal.claims.get("user") or principal.subject).casefold()
+    """The officer acting, case-folded (the kernel's ``Principal.actor``): four-eyes comparisons
+    and "who did it" columns use it, so ``QA.PREP`` and ``qa.prep`` are one officer."""
+    return principal.actor
 
 
 def same_officer(a: str | None, b: str | None) -> bool:
@@ -49,4 +42,5 @@ def provincial(*scopes: str):
             raise Forbidden("payment rounds are run by the province: a regency/city office's token may only read")
         return principal
 
+    dep.pilar_scopes = scopes  # read by the OpenAPI document (security requirements)
     return Depends(dep)

@@ -175,25 +175,29 @@ async def bank_callback(request: Request, session: SessionDep, principal: Bank):
         errors = [{"field": "body." + ".".join(str(p) for p in e["loc"]), "message": e["msg"], "rule": e["type"]}
                   for e in exc.errors(include_url=False)]
         raise Problem("invalid callback body", status=422, type="validation-error", title="Invalid input", errors=errors[:100]) from exc
-    first = await session.execute(
-        text(
-            """
-            INSERT INTO bank_callback (digest, bank_timestamp, batch_id, result_count, applied, ignored)
-            VALUES (:d, :ts, :b, :n, 0, 0) ON CONFLICT (digest) DO NOTHING RETURNING id
-            """
-        ),
-        {"d": signing.digest(request.headers), "ts": ts, "b": body.batch_id, "n": len(body.results)},
-    )
-    callback_id = first.scalar_one_or_none()
-    if callback_id is None:  # this very message was delivered before
-        return {"applied": 0, "duplicates": len(body.results), "stale": 0, "anomalies": 0, "duplicate_delivery": True}
-    reports = [Report(r.payment_id, r.attempt, r.status, r.reason, r.reference, r.at, r.returned_amount) for r in body.results]
-    summary = await service.apply_reports(session, reports, channel="bank")
-    await session.execute(
-        text("UPDATE bank_callback SET applied = :a, ignored = :i WHERE id = :id"),
-        {"a": summary["applied"], "i": len(reports) - summary["applied"], "id": callback_id},
-    )
-    return summary
+
+    async def produce():
+        first = await session.execute(
+            text(
+                """
+                INSERT INTO bank_callback (digest, bank_timestamp, batch_id, result_count, applied, ignored)
+                VALUES (:d, :ts, :b, :n, 0, 0) ON CONFLICT (digest) DO NOTHING RETURNING id
+                """
+            ),
+            {"d": signing.digest(request.headers), "ts": ts, "b": body.batch_id, "n": len(body.results)},
+        )
+        callback_id = first.scalar_one_or_none()
+        if callback_id is None:  # this very message was delivered before
+            return {"applied": 0, "duplicates": len(body.results), "stale": 0, "anomalies": 0, "duplicate_delivery": True}
+        reports = [Report(r.payment_id, r.attempt, r.status, r.reason, r.reference, r.at, r.returned_amount) for r in body.results]
+        summary = await service.apply_reports(session, reports, channel="bank")
+        await session.execute(
+            text("UPDATE bank_callback SET applied = :a, ignored = :i WHERE id = :id"),
+            {"a": summary["applied"], "i": len(reports) - summary["applied"], "id": callback_id},
+        )
+        return summary
+
+    return await idempotent(request, session, principal, produce, status_code=200)
 
 
 # -- the post office ----------------------------------------------------------------------
@@ -213,10 +217,14 @@ async def get_post_export(export_id: uuid.UUID, session: SessionDep, principal: 
     return PostExportOut.model_validate(await service.get_post_export(session, export_id))
 
 
-@router.get("/post-exports/{export_id}/file", response_class=PlainTextResponse, summary="Download the payment file (CSV)")
+class CSVResponse(PlainTextResponse):
+    media_type = "text/csv"
+
+
+@router.get("/post-exports/{export_id}/file", response_class=CSVResponse, summary="Download the payment file (CSV)")
 async def post_export_file(export_id: uuid.UUID, session: SessionDep, principal: Preparer):
     content = await service.post_export_file(session, export_id)
-    return PlainTextResponse(content, media_type="text/csv", headers={"Content-Disposition": f'attachment; filename="pos-{export_id}.csv"'})
+    return CSVResponse(content, headers={"Content-Disposition": f'attachment; filename="pos-{export_id}.csv"'})
 
 
 @router.post("/post-exports/{export_id}/results", response_model=ReportSummary,

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from pilar_kernel.types import PositiveInt32
+
+from ..rounds.schemas import TEXT_PATTERN
 
 Channel = Literal["bank", "post"]
 PaymentStatus = Literal["created", "sent", "succeeded", "failed", "cancelled", "returned"]
@@ -70,25 +74,26 @@ class RetryIn(_In):
 
 class RetryFailedIn(_In):
     channel: Channel | None = None
-    reasons: list[str] | None = Field(default=None, description="only payments that failed for one of these reasons")
+    reasons: list[Annotated[str, Field(max_length=500, pattern=TEXT_PATTERN)]] | None = Field(
+        default=None, max_length=50, description="only payments that failed for one of these reasons")
 
 
 class CancelIn(_In):
-    reason: str = Field(min_length=5, max_length=500)
+    reason: str = Field(min_length=5, max_length=500, pattern=TEXT_PATTERN)
 
 
 class BankResult(_In):
     payment_id: uuid.UUID
-    attempt: int = Field(ge=1)
+    attempt: PositiveInt32
     status: Literal["succeeded", "failed", "returned"]
-    reason: str | None = Field(default=None, max_length=500)
-    reference: str | None = Field(default=None, max_length=100, description="the bank's transaction reference")
+    reason: str | None = Field(default=None, max_length=500, pattern=TEXT_PATTERN)
+    reference: str | None = Field(default=None, max_length=100, pattern=TEXT_PATTERN, description="the bank's transaction reference")
     at: datetime | None = None
-    returned_amount: int | None = Field(default=None, gt=0)
+    returned_amount: int | None = Field(default=None, gt=0, le=10**15)
 
 
 class BankCallbackIn(_In):
-    batch_id: str | None = Field(default=None, max_length=100)
+    batch_id: str | None = Field(default=None, max_length=100, pattern=TEXT_PATTERN)
     results: list[BankResult] = Field(min_length=1, max_length=5000)
 
 
@@ -116,16 +121,18 @@ class PostExportOut(BaseModel):
 
 class SettlementIn(_In):
     outcome: Literal["succeeded", "failed"] = Field(description="what became of the payment: paid, or not paid (it can then be retried)")
-    reason: str = Field(min_length=10, max_length=500, description="the evidence: the bank's letter, the statement line, the call...")
-    bank_reference: str | None = Field(default=None, max_length=100, description="the bank's transaction reference, when paid")
+    reason: str = Field(min_length=10, max_length=500, pattern=TEXT_PATTERN,
+                        description="the evidence: the bank's letter, the statement line, the call...")
+    bank_reference: str | None = Field(default=None, max_length=100, pattern=TEXT_PATTERN,
+                                       description="the bank's transaction reference, when paid")
 
 
 class SettlementApproveIn(_In):
-    note: str | None = Field(default=None, max_length=500)
+    note: str | None = Field(default=None, max_length=500, pattern=TEXT_PATTERN)
 
 
 class SettlementRejectIn(_In):
-    note: str = Field(min_length=5, max_length=500, description="why it is turned down (or withdrawn)")
+    note: str = Field(min_length=5, max_length=500, pattern=TEXT_PATTERN, description="why it is turned down (or withdrawn)")
 
 
 class SettlementOut(BaseModel):

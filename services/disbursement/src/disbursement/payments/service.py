@@ -86,9 +86,9 @@ async def list_payments(
         stmt = stmt.where(Payment.status == status)
     if person_id:
         stmt = stmt.where(Payment.person_id == person_id)
-    after = decode_cursor(cursor)
+    after = decode_cursor(cursor, datetime, uuid.UUID)
     if after:
-        stmt = stmt.where(tuple_(Payment.created_at, Payment.id) > (datetime.fromisoformat(after[0]), uuid.UUID(after[1])))
+        stmt = stmt.where(tuple_(Payment.created_at, Payment.id) > (after[0], after[1]))
     rows = list((await session.exec(stmt.order_by(Payment.created_at, Payment.id).limit(limit + 1))).all())
     return page(rows, limit, lambda p: [p.created_at.isoformat(), str(p.id)])
 
@@ -116,7 +116,8 @@ async def round_totals(session: AsyncSession, round_id: uuid.UUID, region: str |
                        count(*) FILTER (WHERE status = 'cancelled') AS cancelled_count,
                        coalesce(sum(amount) FILTER (WHERE status = 'cancelled'), 0) AS cancelled_amount,
                        count(*) FILTER (WHERE reconciled_at IS NOT NULL) AS reconciled_count,
-                       count(*) FILTER (WHERE attempt > 1) AS retried_count
+                       count(*) FILTER (WHERE attempt > 1) AS retried_count,
+                       coalesce(sum(amount) FILTER (WHERE status <> 'cancelled'), 0) AS committed_amount
                 FROM payment WHERE {where}
                 """
             ),

@@ -290,9 +290,9 @@ async def list_lines(session: AsyncSession, statement_id: uuid.UUID, *, outcome:
     stmt = select(StatementLine).where(StatementLine.statement_id == statement_id)
     if outcome:
         stmt = stmt.where(StatementLine.outcome == outcome)
-    after = decode_cursor(cursor)
+    after = decode_cursor(cursor, int)
     if after:
-        stmt = stmt.where(StatementLine.line_no > int(after[0]))
+        stmt = stmt.where(StatementLine.line_no > after[0])
     rows = list((await session.exec(stmt.order_by(StatementLine.line_no).limit(limit + 1))).all())
     return page(rows, limit, lambda line: [line.line_no])
 
@@ -303,13 +303,17 @@ async def round_totals(session: AsyncSession, round_id: uuid.UUID, region: str |
     rnd = await get_round(session, round_id)
     planned = await snapshot_summary(session, rnd, region)
     totals = await payments.round_totals(session, rnd.id, region)
+    committed = totals.pop("committed_amount")
+    # The ceiling is the round's, not a regency's: a regency office sees what its region
+    # commits, and no round-wide ceiling or remaining budget (those are the province's).
     return {
         "round_id": rnd.id,
         "status": rnd.status,
         "region": region,
-        "ceiling": rnd.ceiling,
-        "committed": rnd.committed,
-        "remaining_budget": rnd.ceiling - rnd.committed,
+        "budget_scope": "region" if region else "round",
+        "ceiling": None if region else rnd.ceiling,
+        "committed": committed if region else rnd.committed,
+        "remaining_budget": None if region else rnd.ceiling - rnd.committed,
         "planned_count": planned["payees"],
         "planned_amount": planned["planned_amount"],
         **totals,

@@ -238,9 +238,9 @@ async def list_rounds(
         stmt = stmt.where(PaymentRound.year == year)
     if status:
         stmt = stmt.where(PaymentRound.status == status)
-    after = decode_cursor(cursor)
+    after = decode_cursor(cursor, datetime, uuid.UUID)
     if after:
-        stmt = stmt.where(tuple_(PaymentRound.created_at, PaymentRound.id) > (datetime.fromisoformat(after[0]), uuid.UUID(after[1])))
+        stmt = stmt.where(tuple_(PaymentRound.created_at, PaymentRound.id) > (after[0], after[1]))
     rows = list((await session.exec(stmt.order_by(PaymentRound.created_at, PaymentRound.id).limit(limit + 1))).all())
     return page(rows, limit, lambda r: [r.created_at.isoformat(), str(r.id)])
 
@@ -624,9 +624,9 @@ async def list_entries(
         stmt = stmt.where(RoundEntry.outcome == outcome)
     if reason:
         stmt = stmt.where(RoundEntry.reason == reason)
-    after = decode_cursor(cursor)
+    after = decode_cursor(cursor, uuid.UUID)
     if after:
-        stmt = stmt.where(RoundEntry.person_id > uuid.UUID(after[0]))
+        stmt = stmt.where(RoundEntry.person_id > after[0])
     rows = list((await session.exec(stmt.order_by(RoundEntry.person_id).limit(limit + 1))).all())
     return page(rows, limit, lambda e: [str(e.person_id)])
 
