@@ -4,8 +4,11 @@ Routes:
 
 * ``POST /v1/batches``: a signed batch of payment instructions. Answers 202 at once; the
   same batch id again is acknowledged and not paid twice. Results follow by callback.
-* ``GET /v1/statement``: every debit (paid) and credit (returned) so far, as the CSV bank
-  statement Pilar imports.
+* ``POST /v1/status-queries``: a signed list of instruction ids; the signed answer says what
+  became of each (``succeeded``, ``failed``, ``returned``, ``pending`` or ``unknown``), for a
+  payer whose callbacks never arrived.
+* ``GET /v1/statement``: every debit (paid), credit (returned) and failed instruction so far,
+  as the CSV bank statement Pilar imports.
 * ``GET /v1/stats``, ``GET /v1/config``, ``PUT /v1/config``: what it did, and its knobs
   (tests change them between runs).
 * ``GET /health``, ``GET /ready``.
@@ -32,7 +35,7 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 FAILURE_REASONS = ("account_not_found", "account_closed", "name_mismatch", "account_dormant")
 
@@ -55,7 +58,10 @@ class Config:
     bad_signature_rate: float = 0.0  # share of callbacks first delivered with a broken signature
     return_rate: float = 0.0  # share of paid instructions later reported returned
     chunk_size: int = 500  # results per callback
-    report_results: bool = True  # false: accept batches and stay silent (callbacks down)
+    report_results: bool = True  # false: accept batches and stay silent (nothing is paid yet)
+    deliver_callbacks: bool = True  # false: pay, but the callbacks never arrive (the payer was down past our retries)
+    callback_attempts: int = 8  # deliveries of one callback before the bank gives up on it
+    statement_failures: bool = True  # list failed instructions on the statement (status "failed", no amount)
     max_concurrent_callbacks: int = 4
     seed: int | None = None
 
@@ -111,6 +117,8 @@ class Bank:
         self.batches: set[str] = set()
         self.ledger: list[dict[str, Any]] = []  # statement lines
         self.paid: dict[str, dict[str, Any]] = {}  # instruction id -> its debit line
+        self.received: set[str] = set()  # instruction ids of accepted batches
+        self.outcomes: dict[str, dict[str, Any]] = {}  # instruction id -> its latest result, as a callback reports it
         self.stats: Counter[str] = Counter()
         self.responses: Counter[str] = Counter()  # callback HTTP statuses received
         self.tasks: set[asyncio.Task] = set()
@@ -162,17 +170,21 @@ class Bank:
             if ins["instruction_id"] in failing:
                 result.update(status="failed", reason=self.rng.choice(FAILURE_REASONS))
                 self.stats["failed"] += 1
+                if cfg.statement_failures:
+                    self.ledger.append({"value_date": today.date().isoformat(), "bank_reference": "", "instruction_id": ins["instruction_id"],
+                                        "debit": "", "credit": "", "description": result["reason"], "status": "failed"})
             else:
                 reference = self.next_reference()
                 result.update(status="succeeded", reference=reference)
                 line = {"value_date": today.date().isoformat(), "bank_reference": reference, "instruction_id": ins["instruction_id"],
-                        "debit": ins["amount"], "credit": "", "description": ins.get("remark", "")}
+                        "debit": ins["amount"], "credit": "", "description": ins.get("remark", ""), "status": "paid"}
                 self.ledger.append(line)
                 self.paid[ins["instruction_id"]] = line
                 self.stats["succeeded"] += 1
                 if self.rng.random() < cfg.return_rate:
                     returns.append((ins, reference))
             results.append(result)
+            self.outcomes[ins["instruction_id"]] = result
         await self.deliver(batch, results)
         if returns:
             await asyncio.sleep(self.rng.uniform(cfg.latency_ms_min, max(cfg.latency_ms_min, cfg.latency_ms_max)) / 1000)
@@ -180,13 +192,18 @@ class Bank:
             for ins, reference in returns:
                 returned.append({"payment_id": ins["payment_id"], "attempt": ins["attempt"], "status": "returned", "reason": "account_closed",
                                  "reference": reference, "returned_amount": ins["amount"], "at": datetime.now(UTC).isoformat()})
+                self.outcomes[ins["instruction_id"]] = returned[-1]
                 self.ledger.append({"value_date": datetime.now(UTC).date().isoformat(), "bank_reference": reference,
-                                    "instruction_id": ins["instruction_id"], "debit": "", "credit": ins["amount"], "description": "RETUR"})
+                                    "instruction_id": ins["instruction_id"], "debit": "", "credit": ins["amount"], "description": "RETUR",
+                                    "status": "returned"})
                 self.stats["returned"] += 1
             await self.deliver(batch, returned)
 
     async def deliver(self, batch: dict[str, Any], results: list[dict[str, Any]]) -> None:
         cfg = self.config
+        if not cfg.deliver_callbacks:
+            self.stats["callbacks_lost"] += 1
+            return
         if cfg.out_of_order:
             results = results[:]
             self.rng.shuffle(results)
@@ -222,7 +239,7 @@ class Bank:
 
     async def post(self, url: str, body: bytes, headers: dict[str, str], *, retry: bool = True) -> int | None:
         delay = 0.2
-        for _ in range(8 if retry else 1):
+        for _ in range(max(1, self.config.callback_attempts) if retry else 1):
             try:
                 token = await self.token()
                 all_headers = {"content-type": "application/json", **headers}
@@ -237,11 +254,22 @@ class Bank:
                 self.responses["unreachable"] += 1
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5)
+        self.stats["callbacks_given_up"] += 1
         return None
+
+    def status_of(self, instruction_id: str) -> dict[str, Any]:
+        """What became of one instruction, as a status query answers it."""
+        payment_id, _, attempt = instruction_id.partition(":")
+        known = self.outcomes.get(instruction_id)
+        if known is not None:
+            return {"instruction_id": instruction_id, **known}
+        status = "pending" if instruction_id in self.received else "unknown"
+        return {"instruction_id": instruction_id, "payment_id": payment_id, "attempt": int(attempt) if attempt.isdigit() else None,
+                "status": status}
 
     def statement_csv(self) -> str:
         out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=["value_date", "bank_reference", "instruction_id", "debit", "credit", "description"],
+        writer = csv.DictWriter(out, fieldnames=["value_date", "bank_reference", "instruction_id", "debit", "credit", "description", "status"],
                                 lineterminator="\n")
         writer.writeheader()
         writer.writerows(self.ledger)
@@ -292,10 +320,31 @@ def create_app(config: Config | None = None) -> FastAPI:
             bank.stats["batches_repeated"] += 1
             return JSONResponse({"batch_id": batch["batch_id"], "accepted": len(instructions), "repeat": True}, status_code=200)
         bank.batches.add(batch["batch_id"])
+        bank.received.update(str(i.get("instruction_id")) for i in instructions)
         bank.stats["batches"] += 1
         bank.stats["instructions"] += len(instructions)
         bank.spawn(bank.process(batch))
         return {"batch_id": batch["batch_id"], "accepted": len(instructions)}
+
+    @app.post("/v1/status-queries")
+    async def status_query(request: Request):
+        """Signed like a batch: ``{"instructions": ["<payment_id>:<attempt>", ...]}`` (at most 1000); the answer is signed too."""
+        bank: Bank = request.app.state.bank
+        raw = await request.body()
+        if not verify(bank.config.hmac_secret, raw, request.headers):
+            bank.stats["status_queries_refused_signature"] += 1
+            return JSONResponse({"error": "bad or stale signature"}, status_code=401)
+        try:
+            ids = [str(i) for i in json.loads(raw)["instructions"]]
+        except (ValueError, KeyError, TypeError):
+            return JSONResponse({"error": "not a status query: instructions (a list of instruction ids) is needed"}, status_code=400)
+        if not 1 <= len(ids) <= 1000:
+            return JSONResponse({"error": "ask about 1 to 1000 instructions at a time"}, status_code=422)
+        bank.stats["status_queries"] += 1
+        bank.stats["status_queried_instructions"] += len(ids)
+        body = json.dumps({"results": [bank.status_of(i) for i in ids]}, separators=(",", ":")).encode()
+        headers = sign(bank.config.hmac_secret, body, int(time.time()))
+        return Response(content=body, media_type="application/json", headers=headers)
 
     @app.get("/v1/statement", response_class=PlainTextResponse)
     async def statement(request: Request):

@@ -17,8 +17,14 @@ ALL_SCOPES = (READ, PREPARE, APPROVE, PROGRAMME_ADMIN, BANK_CALLBACK)
 
 
 def acting_user(principal: Principal) -> str:
-    """The officer acting: the token's ``user`` claim, else the client itself (four-eyes rule)."""
-    return str(principal.claims.get("user") or principal.subject)
+    """The officer acting, case-folded (the kernel's ``Principal.actor``): four-eyes comparisons
+    and "who did it" columns use it, so ``QA.PREP`` and ``qa.prep`` are one officer."""
+    return principal.actor
+
+
+def same_officer(a: str | None, b: str | None) -> bool:
+    """Whether two recorded officers are one (rows written before ids were case-folded included)."""
+    return a is not None and b is not None and a.casefold() == b.casefold()
 
 
 def ensure_region(principal: Principal, regency_code: str | None, what: str) -> None:
@@ -36,4 +42,5 @@ def provincial(*scopes: str):
             raise Forbidden("payment rounds are run by the province: a regency/city office's token may only read")
         return principal
 
+    dep.pilar_scopes = scopes  # read by the OpenAPI document (security requirements)
     return Depends(dep)

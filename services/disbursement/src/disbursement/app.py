@@ -1,5 +1,5 @@
 """Composition root of the disbursement service: routers, the population consumer, the bank
-sender and the kernel's app factory."""
+sender and status checker, and the kernel's app factory."""
 
 from pathlib import Path
 
@@ -9,7 +9,7 @@ from pilar_kernel.service import ServiceSpec, create_service_app
 
 from . import events  # noqa: F401  (registers the event models)
 from .payments import api as payments_api
-from .payments.bank import BankSender
+from .payments.bank import BankSender, BankStatusChecker
 from .population import api as population_api
 from .population.events import population
 from .reconciliation import api as reconciliation_api
@@ -27,6 +27,11 @@ def bank_sender(app: FastAPI) -> BankSender:
     return sender
 
 
+def bank_status_checker(app: FastAPI) -> BankStatusChecker:
+    """Asks the bank about payments whose result never came (see payments/bank.py)."""
+    return BankStatusChecker(app)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     spec = ServiceSpec(
@@ -36,7 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         routers=[rounds_api.router, payments_api.router, reconciliation_api.router, population_api.router, relief_api.router,
                  statistics_router],
         consumers=[population, relief],
-        workers=[bank_sender] if settings.bank_url else [],
+        workers=[bank_sender, bank_status_checker] if settings.bank_url else [],
         migrations_dir=MIGRATIONS,
     )
     return create_service_app(spec, settings)

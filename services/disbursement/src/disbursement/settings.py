@@ -1,6 +1,6 @@
 """Settings of the disbursement service (environment variables prefixed ``PILAR_``)."""
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from pilar_kernel.settings import DEV_SECRET, Environment, ServiceSettings
 
@@ -21,6 +21,12 @@ class Settings(ServiceSettings):
     bank_idle_poll_s: float = 0.5  # how often an idle sender looks for new payments
     bank_resend_after_s: float = 30.0  # re-post a batch the bank has not acknowledged after this long
     bank_request_timeout_s: float = 30.0
+    # A bank payment sent this long ago with no result (its callbacks lost) is asked about:
+    # POST {bank}/v1/status-queries, signed like a batch. Asked again every interval until settled.
+    bank_status_after_s: float = Field(default=600.0, gt=0)
+    bank_status_interval_s: float = Field(default=300.0, gt=0)
+    bank_status_poll_s: float = Field(default=10.0, gt=0)  # how often the status checker looks for such payments
+    bank_status_batch_size: int = Field(default=500, ge=1, le=1000)  # instructions per status query
 
     @model_validator(mode="after")
     def _refuse_default_bank_secret(self) -> "Settings":

@@ -17,7 +17,7 @@ from pilar_kernel.problems import Problem
 
 from .. import access
 from ..rounds.api import wake_sender
-from . import service, signing
+from . import files, service, settlements, signing
 from .files import Report
 from .schemas import (
     BankCallbackIn,
@@ -29,6 +29,11 @@ from .schemas import (
     ReportSummary,
     RetryFailedIn,
     RetryIn,
+    SettlementApproveIn,
+    SettlementIn,
+    SettlementOut,
+    SettlementRejectIn,
+    SettlementStatus,
 )
 
 router = APIRouter(prefix="/v1", tags=["payments"])
@@ -36,6 +41,9 @@ router = APIRouter(prefix="/v1", tags=["payments"])
 Reader = Annotated[Principal, require_scopes(access.READ)]
 Preparer = Annotated[Principal, access.provincial(access.PREPARE)]
 Bank = Annotated[Principal, require_scopes(access.BANK_CALLBACK)]
+Approver = Annotated[Principal, access.provincial(access.APPROVE)]
+Officer = Annotated[Principal, access.provincial()]  # the rule (approver, or the proposer) is checked in the service
+ProvinceReader = Annotated[Principal, access.provincial(access.READ)]
 
 _STATES = "created → sent → succeeded | failed; failed → created (retry: same payment, next attempt) | cancelled; succeeded → returned"
 
@@ -97,6 +105,58 @@ async def retry_failed(round_id: uuid.UUID, request: Request, tasks: BackgroundT
     return await idempotent(request, session, principal, produce, status_code=200)
 
 
+# -- settling by hand a payment whose outcome is unknown (four eyes) ----------------------
+
+_SETTLEMENT = ("A payment left `sent` (its result never came and the bank could not tell) is settled by hand: an officer "
+               "(disbursement:prepare) proposes paid or failed with a reason; another officer (disbursement:approve, not the "
+               "proposer in any letter case) approves, and the outcome is applied as a channel's report would be. A proposal "
+               "whose payment was settled meanwhile (a late callback, the status query, the statement) is `superseded` and changes nothing.")
+
+
+@router.post("/payments/{payment_id}/settlements", status_code=201, response_model=SettlementOut, description=_SETTLEMENT,
+             summary="Propose the outcome of a payment whose result never came (paid or failed), with a reason")
+async def propose_settlement(payment_id: uuid.UUID, body: SettlementIn, request: Request, session: SessionDep, principal: Preparer):
+    async def produce():
+        settlement = await settlements.propose(session, principal, payment_id, body.outcome, body.reason, body.bank_reference)
+        return SettlementOut.model_validate(settlement).model_dump()
+
+    return await idempotent(request, session, principal, produce)
+
+
+@router.get("/payments/{payment_id}/settlements", response_model=list[SettlementOut], description=_SETTLEMENT,
+            summary="The settlements proposed for a payment, and what became of them")
+async def payment_settlements(payment_id: uuid.UUID, session: SessionDep, principal: Reader):
+    return [SettlementOut.model_validate(s) for s in await settlements.of_payment(session, principal, payment_id)]
+
+
+@router.post("/payments/{payment_id}/settlements/{settlement_id}/approve", response_model=SettlementOut, description=_SETTLEMENT,
+             summary="Approve a proposed settlement (another officer than the proposer); the outcome is applied")
+async def approve_settlement(payment_id: uuid.UUID, settlement_id: uuid.UUID, request: Request, session: SessionDep, principal: Approver, body: SettlementApproveIn | None = None):
+    async def produce():
+        settlement = await settlements.approve(session, principal, payment_id, settlement_id, body.note if body else None)
+        return SettlementOut.model_validate(settlement).model_dump()
+
+    return await idempotent(request, session, principal, produce, status_code=200)
+
+
+@router.post("/payments/{payment_id}/settlements/{settlement_id}/reject", response_model=SettlementOut, description=_SETTLEMENT,
+             summary="Turn down a proposed settlement (an approver), or withdraw it (its proposer)")
+async def reject_settlement(payment_id: uuid.UUID, settlement_id: uuid.UUID, body: SettlementRejectIn, request: Request,
+                            session: SessionDep, principal: Officer):
+    async def produce():
+        settlement = await settlements.reject(session, principal, payment_id, settlement_id, body.note)
+        return SettlementOut.model_validate(settlement).model_dump()
+
+    return await idempotent(request, session, principal, produce, status_code=200)
+
+
+@router.get("/payment-settlements", response_model=list[SettlementOut], description=_SETTLEMENT,
+            summary="Settlements by hand across payments (status=proposed: the approvers' queue)")
+async def list_settlements(session: SessionDep, principal: ProvinceReader, status: SettlementStatus | None = None,
+                           limit: int = Query(default=100, ge=1, le=1000)):
+    return [SettlementOut.model_validate(s) for s in await settlements.list_settlements(session, status, limit)]
+
+
 # -- the bank -----------------------------------------------------------------------------
 
 
@@ -115,25 +175,29 @@ async def bank_callback(request: Request, session: SessionDep, principal: Bank):
         errors = [{"field": "body." + ".".join(str(p) for p in e["loc"]), "message": e["msg"], "rule": e["type"]}
                   for e in exc.errors(include_url=False)]
         raise Problem("invalid callback body", status=422, type="validation-error", title="Invalid input", errors=errors[:100]) from exc
-    first = await session.execute(
-        text(
-            """
-            INSERT INTO bank_callback (digest, bank_timestamp, batch_id, result_count, applied, ignored)
-            VALUES (:d, :ts, :b, :n, 0, 0) ON CONFLICT (digest) DO NOTHING RETURNING id
-            """
-        ),
-        {"d": signing.digest(request.headers), "ts": ts, "b": body.batch_id, "n": len(body.results)},
-    )
-    callback_id = first.scalar_one_or_none()
-    if callback_id is None:  # this very message was delivered before
-        return {"applied": 0, "duplicates": len(body.results), "stale": 0, "anomalies": 0, "duplicate_delivery": True}
-    reports = [Report(r.payment_id, r.attempt, r.status, r.reason, r.reference, r.at, r.returned_amount) for r in body.results]
-    summary = await service.apply_reports(session, reports, channel="bank")
-    await session.execute(
-        text("UPDATE bank_callback SET applied = :a, ignored = :i WHERE id = :id"),
-        {"a": summary["applied"], "i": len(reports) - summary["applied"], "id": callback_id},
-    )
-    return summary
+
+    async def produce():
+        first = await session.execute(
+            text(
+                """
+                INSERT INTO bank_callback (digest, bank_timestamp, batch_id, result_count, applied, ignored)
+                VALUES (:d, :ts, :b, :n, 0, 0) ON CONFLICT (digest) DO NOTHING RETURNING id
+                """
+            ),
+            {"d": signing.digest(request.headers), "ts": ts, "b": body.batch_id, "n": len(body.results)},
+        )
+        callback_id = first.scalar_one_or_none()
+        if callback_id is None:  # this very message was delivered before
+            return {"applied": 0, "duplicates": len(body.results), "stale": 0, "anomalies": 0, "duplicate_delivery": True}
+        reports = [Report(r.payment_id, r.attempt, r.status, r.reason, r.reference, r.at, r.returned_amount) for r in body.results]
+        summary = await service.apply_reports(session, reports, channel="bank")
+        await session.execute(
+            text("UPDATE bank_callback SET applied = :a, ignored = :i WHERE id = :id"),
+            {"a": summary["applied"], "i": len(reports) - summary["applied"], "id": callback_id},
+        )
+        return summary
+
+    return await idempotent(request, session, principal, produce, status_code=200)
 
 
 # -- the post office ----------------------------------------------------------------------
@@ -153,18 +217,25 @@ async def get_post_export(export_id: uuid.UUID, session: SessionDep, principal: 
     return PostExportOut.model_validate(await service.get_post_export(session, export_id))
 
 
-@router.get("/post-exports/{export_id}/file", response_class=PlainTextResponse, summary="Download the payment file (CSV)")
+class CSVResponse(PlainTextResponse):
+    media_type = "text/csv"
+
+
+@router.get("/post-exports/{export_id}/file", response_class=CSVResponse, summary="Download the payment file (CSV)")
 async def post_export_file(export_id: uuid.UUID, session: SessionDep, principal: Preparer):
     content = await service.post_export_file(session, export_id)
-    return PlainTextResponse(content, media_type="text/csv", headers={"Content-Disposition": f'attachment; filename="pos-{export_id}.csv"'})
+    return CSVResponse(content, headers={"Content-Disposition": f'attachment; filename="pos-{export_id}.csv"'})
 
 
 @router.post("/post-exports/{export_id}/results", response_model=ReportSummary,
              summary="Import the post office's result file (CSV: instruction_id,status,reason,reference,reported_at,returned_amount)",
              openapi_extra={"requestBody": {"content": {"text/csv": {"schema": {"type": "string"}}}, "required": True}})
 async def import_post_results(export_id: uuid.UUID, request: Request, session: SessionDep, principal: Preparer):
-    try:
-        content = (await request.body()).decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise Problem("the result file must be UTF-8 text", status=422, type="validation-error", title="Invalid result file") from exc
-    return await service.import_post_results(session, export_id, content)
+    content, errors = files.decode(await request.body(), "result file", "result_file")
+    if errors:
+        raise Problem(errors[0]["message"], status=422, type="validation-error", title="Invalid result file", errors=errors)
+
+    async def produce():
+        return await service.import_post_results(session, export_id, content)
+
+    return await idempotent(request, session, principal, produce, status_code=200)

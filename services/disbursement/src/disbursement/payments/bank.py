@@ -6,6 +6,9 @@ signed, to the bank. A post that fails or goes unanswered leaves the batch ``pen
 is posted again later with the same batch id, which the bank treats as the same batch; a
 bank that refuses a batch outright fails its attempts, which can then be retried.
 Several batches are posted at once (``bank_max_in_flight``) while the next is claimed.
+
+The status checker (:class:`BankStatusChecker`, another worker) asks the bank about payments
+whose result never came, with :func:`query_status`.
 """
 
 from __future__ import annotations
@@ -14,11 +17,13 @@ import asyncio
 import json
 import time
 import uuid
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
 import httpx
 import structlog
 from fastapi import FastAPI
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from . import service, signing
 
@@ -125,3 +130,92 @@ class BankSender:
             log.warning("could not record a batch post", batch_id=str(batch_id), error=str(exc))
         if error:
             log.warning("bank post failed; will post again", batch_id=str(batch_id), error=error)
+
+
+# -- asking the bank about payments whose result never came --------------------------------
+
+
+class BankAnswerInvalid(Exception):
+    """The bank's answer to a status query was not signed by it, or not what it should be."""
+
+
+class _StatusResult(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    instruction_id: str = Field(max_length=100)
+    status: Literal["succeeded", "failed", "returned", "pending", "unknown"]
+    reason: str | None = Field(default=None, max_length=500)
+    reference: str | None = Field(default=None, max_length=100)
+    at: datetime | None = None
+    returned_amount: int | None = Field(default=None, gt=0, le=10**15)
+
+
+class _StatusAnswer(BaseModel):
+    results: list[_StatusResult] = Field(max_length=1000)
+
+
+async def query_status(client: httpx.AsyncClient, settings: Any, instruction_ids: list[str]) -> dict[str, _StatusResult]:
+    """Ask the bank what became of these instructions (``<payment_id>:<attempt>``).
+
+    ``POST {bank}/v1/status-queries`` ``{"instructions": [...]}``, signed like a batch; the
+    answer ``{"results": [{instruction_id, status, reason, reference, at, returned_amount}]}``
+    must carry the bank's signature over its raw body, or it is not believed.
+    """
+    body = json.dumps({"instructions": instruction_ids}, separators=(",", ":")).encode()
+    headers = {"content-type": "application/json", **signing.sign(settings.bank_hmac_secret, body)}
+    resp = await client.post(settings.bank_url.rstrip("/") + "/v1/status-queries", content=body, headers=headers)
+    if resp.status_code != 200:
+        raise BankAnswerInvalid(f"HTTP {resp.status_code}: {resp.text[:300]}")
+    try:
+        signing.verify(settings.bank_hmac_secret, resp.content, resp.headers, tolerance_s=settings.bank_callback_tolerance_s)
+        answer = _StatusAnswer.model_validate_json(resp.content)
+    except (signing.SignatureProblem, signing.StaleSignature, ValidationError) as exc:
+        raise BankAnswerInvalid(f"{type(exc).__name__}: {exc}"[:300]) from exc
+    asked = set(instruction_ids)
+    return {r.instruction_id: r for r in answer.results if r.instruction_id in asked}
+
+
+class BankStatusChecker:
+    """A background worker: bank payments ``sent`` longer than ``bank_status_after_s`` with no
+    result (the bank's callbacks were lost, say while this service was down) are asked about,
+    every ``bank_status_interval_s`` until they are settled. What the bank answers is applied
+    like a callback (``service.apply_reports``), so a late callback racing it changes nothing twice.
+    """
+
+    def __init__(self, app: FastAPI) -> None:
+        self._settings = app.state.settings
+        self._sessions = app.state.session_factory
+        self._stopping = asyncio.Event()
+
+    async def run(self) -> None:
+        settings = self._settings
+        async with httpx.AsyncClient(timeout=settings.bank_request_timeout_s) as client:
+            while not self._stopping.is_set():
+                asked = await self.check_once(client)
+                if asked >= settings.bank_status_batch_size:
+                    continue
+                try:
+                    await asyncio.wait_for(self._stopping.wait(), timeout=settings.bank_status_poll_s)
+                except TimeoutError:
+                    pass
+
+    async def stop(self) -> None:
+        self._stopping.set()
+
+    async def check_once(self, client: httpx.AsyncClient) -> int:
+        """One status query for the payments that are due; returns how many were asked about."""
+        settings = self._settings
+        async with self._sessions() as session, session.begin():
+            due = await service.claim_status_checks(session, settings.bank_status_after_s, settings.bank_status_interval_s,
+                                                    settings.bank_status_batch_size)
+        if not due:
+            return 0
+        try:
+            answers = await query_status(client, settings, [service.files.instruction_id(p, a) for p, a in due])
+        except (httpx.HTTPError, BankAnswerInvalid) as exc:
+            log.warning("bank status query failed; will ask again", payments=len(due), error=f"{type(exc).__name__}: {exc}"[:300])
+            return 0
+        async with self._sessions() as session, session.begin():
+            summary = await service.apply_status_answers(session, due, answers)
+        log.info("asked the bank about payments with no result", asked=len(due), **summary)
+        return len(due)

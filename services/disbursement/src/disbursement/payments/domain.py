@@ -19,6 +19,8 @@ OUTCOMES = ("succeeded", "failed", "returned")
 # Statuses whose amount counts against the round's ceiling (money out, in flight or may be retried).
 LIVE = ("created", "sent", "succeeded", "failed", "returned")
 UNSETTLED = ("created", "sent")
+# A settlement by hand: proposed, then applied (or superseded: the payment was settled meanwhile) or rejected.
+SETTLEMENT_STATUSES = ("proposed", "applied", "superseded", "rejected")
 
 Outcome = Literal["succeeded", "failed", "returned"]
 

@@ -40,6 +40,8 @@ def instruction_id(payment_id: uuid.UUID | str, attempt: int) -> str:
 
 def parse_instruction_id(value: str) -> tuple[uuid.UUID, int]:
     payment, _, attempt = value.strip().partition(":")
+    if not (attempt.isascii() and attempt.isdigit() and 1 <= int(attempt) <= 2**31 - 1):
+        raise ValueError(f"not an attempt number: {attempt!r}")
     return uuid.UUID(payment), int(attempt)
 
 
@@ -55,6 +57,19 @@ def write_export(rows: Iterable[Mapping[str, Any]]) -> str:
     return out.getvalue()
 
 
+def decode(raw: bytes, what: str, rule: str) -> tuple[str | None, list[dict[str, str]]]:
+    """A file's text, or the problem naming the line where it is not UTF-8 (or holds a NUL)."""
+    try:
+        content = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        return None, [{"field": f"line {line}", "message": f"the {what} must be UTF-8 text (byte {exc.start + 1} is not)", "rule": f"{rule}.encoding"}]
+    if "\x00" in content:
+        line = content[: content.index("\x00")].count("\n") + 1
+        return None, [{"field": f"line {line}", "message": f"the {what} must not contain NUL characters", "rule": f"{rule}.nul"}]
+    return content, []
+
+
 def _error(line: int, column: str, message: str) -> dict[str, str]:
     return {"field": f"line {line}.{column}", "message": message, "rule": f"result_file.{column}"}
 
@@ -62,14 +77,23 @@ def _error(line: int, column: str, message: str) -> dict[str, str]:
 def parse_results(content: str) -> tuple[list[Report], list[dict[str, str]]]:
     """The reports of a result file, and every problem found (line numbers count the header as 1)."""
     reader = csv.DictReader(io.StringIO(content))
-    missing = [c for c in ("instruction_id", "status") if c not in (reader.fieldnames or [])]
-    if missing:
-        return [], [{"field": "header", "message": f"missing column(s): {', '.join(missing)}", "rule": "result_file.header"}]
+    try:
+        fieldnames = reader.fieldnames or []
+        missing = [c for c in ("instruction_id", "status") if c not in fieldnames]
+        if missing:
+            return [], [{"field": "header", "message": f"missing column(s): {', '.join(missing)}", "rule": "result_file.header"}]
+        rows = list(enumerate(reader, start=2))
+    except csv.Error as exc:
+        return [], [{"field": f"line {reader.line_num}", "message": f"not CSV: {exc}", "rule": "result_file.csv"}]
     reports, errors = [], []
-    for n, row in enumerate(reader, start=2):
+    for n, row in rows:
         if n > MAX_LINES + 1:
             errors.append({"field": "file", "message": f"at most {MAX_LINES} lines per file", "rule": "result_file.size"})
             break
+        long = [c for c in ("reason", "reference") if len((row.get(c) or "").strip()) > (500 if c == "reason" else 100)]
+        if long:
+            errors.append(_error(n, long[0], f"at most {500 if long[0] == 'reason' else 100} characters"))
+            continue
         try:
             payment_id, attempt = parse_instruction_id(row.get("instruction_id") or "")
         except ValueError:
@@ -92,10 +116,10 @@ def parse_results(content: str) -> tuple[list[Report], list[dict[str, str]]]:
                 continue
         returned = None
         if (row.get("returned_amount") or "").strip():
-            try:
-                returned = int(row["returned_amount"].strip())
-            except ValueError:
+            raw = row["returned_amount"].strip()
+            if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= 10**15):
                 errors.append(_error(n, "returned_amount", "must be whole rupiah"))
                 continue
+            returned = int(raw)
         reports.append(Report(payment_id, attempt, status, reason, (row.get("reference") or "").strip() or None, at, returned))
     return reports, errors

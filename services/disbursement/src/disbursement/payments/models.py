@@ -9,12 +9,12 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, Column, DateTime, ForeignKey, Identity, Index, Text, UniqueConstraint, func, text
+from sqlalchemy import BigInteger, CheckConstraint, Column, DateTime, ForeignKey, Identity, Index, Integer, Text, UniqueConstraint, func, text
 from sqlmodel import Field
 
 from ..base import Model
 from ..rounds.domain import CHANNELS
-from .domain import OUTCOMES, PAYMENT_STATUSES
+from .domain import OUTCOMES, PAYMENT_STATUSES, SETTLEMENT_STATUSES
 
 
 def _now() -> datetime:
@@ -40,6 +40,8 @@ class Payment(Model, table=True):
         # The bank sender's queue.
         Index("ix_payment_queue", "channel", "id", postgresql_where=text("status = 'created'")),
         Index("ix_payment_regency", "regency_code", "created_at", "id"),
+        # Payments waiting for their result: the status checker asks the bank about the old ones.
+        Index("ix_payment_sent", "sent_at", "id", postgresql_where=text("status = 'sent'")),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
@@ -90,6 +92,40 @@ class PaymentAttempt(Model, table=True):
     reported_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
     # A report that contradicts an earlier one (kept for the reconciliation officer, never applied).
     anomaly: str | None = None
+    # The bank asked for the attempt's status (its result never came): how often, when, what it said.
+    status_checks: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    status_checked_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    status_note: str | None = None
+
+
+class PaymentSettlement(Model, table=True):
+    """A payment whose outcome is unknown, settled by hand: one officer proposes with a reason, another approves."""
+
+    __tablename__ = "payment_settlement"
+    __table_args__ = (
+        CheckConstraint("attempt >= 1", name="settlement_attempt"),
+        CheckConstraint("outcome IN ('succeeded','failed')", name="settlement_outcome"),
+        CheckConstraint(f"status IN ({_in(SETTLEMENT_STATUSES)})", name="settlement_status"),
+        CheckConstraint("decided_by IS NULL OR status = 'rejected' OR lower(decided_by) <> lower(proposed_by)", name="settlement_four_eyes"),
+        CheckConstraint("(status = 'proposed') = (decided_by IS NULL)", name="settlement_decided"),
+        # One open proposal per payment.
+        Index("ux_settlement_open", "payment_id", unique=True, postgresql_where=text("status = 'proposed'")),
+        Index("ix_settlement_status", "status", "proposed_at"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    payment_id: uuid.UUID = Field(sa_column=Column(ForeignKey("payment.id"), nullable=False))
+    attempt: int
+    outcome: str
+    reason: str
+    bank_reference: str | None = None
+    status: str = "proposed"
+    proposed_by: str
+    proposed_at: datetime = Field(default_factory=_now, sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()))
+    decided_by: str | None = None
+    decided_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    decision_note: str | None = None
+    result: str | None = None  # what applying it did: applied, or why it changed nothing
 
 
 class BankBatch(Model, table=True):

@@ -86,9 +86,9 @@ async def list_payments(
         stmt = stmt.where(Payment.status == status)
     if person_id:
         stmt = stmt.where(Payment.person_id == person_id)
-    after = decode_cursor(cursor)
+    after = decode_cursor(cursor, datetime, uuid.UUID)
     if after:
-        stmt = stmt.where(tuple_(Payment.created_at, Payment.id) > (datetime.fromisoformat(after[0]), uuid.UUID(after[1])))
+        stmt = stmt.where(tuple_(Payment.created_at, Payment.id) > (after[0], after[1]))
     rows = list((await session.exec(stmt.order_by(Payment.created_at, Payment.id).limit(limit + 1))).all())
     return page(rows, limit, lambda p: [p.created_at.isoformat(), str(p.id)])
 
@@ -116,7 +116,8 @@ async def round_totals(session: AsyncSession, round_id: uuid.UUID, region: str |
                        count(*) FILTER (WHERE status = 'cancelled') AS cancelled_count,
                        coalesce(sum(amount) FILTER (WHERE status = 'cancelled'), 0) AS cancelled_amount,
                        count(*) FILTER (WHERE reconciled_at IS NOT NULL) AS reconciled_count,
-                       count(*) FILTER (WHERE attempt > 1) AS retried_count
+                       count(*) FILTER (WHERE attempt > 1) AS retried_count,
+                       coalesce(sum(amount) FILTER (WHERE status <> 'cancelled'), 0) AS committed_amount
                 FROM payment WHERE {where}
                 """
             ),
@@ -357,6 +358,55 @@ async def reject_batch(session: AsyncSession, batch_id: uuid.UUID, reason: str) 
     rows = await session.execute(text("SELECT payment_id, attempt FROM payment_attempt WHERE batch_id = :b"), {"b": batch_id})
     reports = [Report(r.payment_id, r.attempt, "failed", f"batch rejected by the bank: {reason}"[:500]) for r in rows]
     return await apply_reports(session, reports, channel="bank")
+
+
+# -- payments whose result never came -----------------------------------------------------
+
+
+async def claim_status_checks(session: AsyncSession, after_s: float, every_s: float, limit: int) -> list[tuple[uuid.UUID, int]]:
+    """The bank payments sent over ``after_s`` ago with no result, not asked about in the last
+    ``every_s``: marked as asked now (another process skips them) and returned as (payment, attempt)."""
+    rows = await session.execute(
+        text(
+            """
+            WITH due AS (
+                SELECT a.payment_id, a.attempt
+                FROM payment p JOIN payment_attempt a ON a.payment_id = p.id AND a.attempt = p.attempt
+                WHERE p.status = 'sent' AND p.channel = 'bank' AND a.channel = 'bank'
+                  AND p.sent_at < now() - make_interval(secs => :after)
+                  AND (a.status_checked_at IS NULL OR a.status_checked_at < now() - make_interval(secs => :every))
+                ORDER BY p.sent_at, p.id
+                LIMIT :n
+                FOR UPDATE OF a SKIP LOCKED
+            )
+            UPDATE payment_attempt a SET status_checks = a.status_checks + 1, status_checked_at = now()
+            FROM due WHERE a.payment_id = due.payment_id AND a.attempt = due.attempt
+            RETURNING a.payment_id, a.attempt
+            """
+        ),
+        {"after": after_s, "every": every_s, "n": limit},
+    )
+    return [(r.payment_id, r.attempt) for r in rows]
+
+
+async def apply_status_answers(session: AsyncSession, due: Sequence[tuple[uuid.UUID, int]], answers: dict[str, Any]) -> dict[str, int]:
+    """Apply what the bank said about each attempt: a result settles it (as a callback would);
+    ``pending`` or ``unknown`` leave it sent, noted on the attempt for the officers."""
+    now = _now().isoformat(timespec="seconds")
+    reports, notes = [], []
+    for payment_id, attempt in due:
+        answer = answers.get(files.instruction_id(payment_id, attempt))
+        if answer is not None and answer.status in domain.OUTCOMES:
+            reports.append(Report(payment_id, attempt, answer.status, answer.reason, answer.reference, answer.at, answer.returned_amount))
+            note = f"{now} the bank answered {answer.status}"
+        elif answer is not None and answer.status == "pending":
+            note = f"{now} the bank is still processing it"
+        else:
+            note = f"{now} the bank does not know this instruction: settle it by hand if it was never paid"
+        notes.append({"p": payment_id, "a": attempt, "note": note})
+    await session.execute(text("UPDATE payment_attempt SET status_note = :note WHERE payment_id = :p AND attempt = :a"), notes)
+    summary = await apply_reports(session, reports, channel="bank") if reports else {"applied": 0, "duplicates": 0, "stale": 0, "anomalies": 0}
+    return {**summary, "answered": len(reports), "waiting": len(due) - len(reports)}
 
 
 # -- what the channels report -------------------------------------------------------------

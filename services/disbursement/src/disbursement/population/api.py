@@ -16,6 +16,7 @@ from pilar_kernel.pagination import decode_cursor, page
 from pilar_kernel.problems import NotFound
 
 from .. import access
+from ..rounds.schemas import CODE_PATTERN
 from .models import PayeeEnrolment, PayeePerson
 
 router = APIRouter(prefix="/v1/population", tags=["population"])
@@ -63,7 +64,7 @@ async def get_person(person_id: uuid.UUID, session: SessionDep, principal: Reade
 async def list_enrolments(
     session: SessionDep,
     principal: Reader,
-    programme_code: str | None = None,
+    programme_code: str | None = Query(default=None, pattern=CODE_PATTERN),
     status: Literal["active", "suspended", "ended"] | None = None,
     regency_code: str | None = Query(default=None, pattern=r"^\d{2}\.\d{2}$"),
     limit: int = Query(default=100, ge=1, le=1000),
@@ -80,9 +81,9 @@ async def list_enrolments(
         stmt = stmt.where(PayeeEnrolment.programme_code == programme_code)
     if status:
         stmt = stmt.where(PayeeEnrolment.status == status)
-    after = decode_cursor(cursor)
+    after = decode_cursor(cursor, uuid.UUID)
     if after:
-        stmt = stmt.where(PayeeEnrolment.enrolment_id > uuid.UUID(after[0]))
+        stmt = stmt.where(PayeeEnrolment.enrolment_id > after[0])
     rows = list((await session.exec(stmt.order_by(PayeeEnrolment.enrolment_id).limit(limit + 1))).all())
     items, next_cursor = page(rows, limit, lambda e: [str(e.enrolment_id)])
     return {"items": [e.model_dump() for e in items], "next_cursor": next_cursor}

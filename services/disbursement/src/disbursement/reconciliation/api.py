@@ -13,6 +13,7 @@ from pilar_kernel.idempotency import idempotent
 from pilar_kernel.problems import Problem
 
 from .. import access
+from ..payments.files import decode
 from . import service
 from .schemas import LineOutcome, RoundTotals, StatementLineOut, StatementLinePage, StatementOut
 
@@ -26,11 +27,11 @@ Preparer = Annotated[Principal, access.provincial(access.PREPARE)]
              summary="Import a bank statement (CSV: value_date,bank_reference,instruction_id,debit,credit,description) and match it",
              openapi_extra={"requestBody": {"content": {"text/csv": {"schema": {"type": "string"}}}, "required": True}})
 async def import_statement(request: Request, session: SessionDep, principal: Preparer,
-                           account: str | None = Query(default=None, max_length=100, description="the bank account the statement is of")):
-    try:
-        content = (await request.body()).decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise Problem("the statement must be UTF-8 text", status=422, type="validation-error", title="Invalid statement") from exc
+                           account: str | None = Query(default=None, max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$",
+                                                      description="the bank account the statement is of")):
+    content, errors = decode(await request.body(), "statement", "statement")
+    if errors:
+        raise Problem(errors[0]["message"], status=422, type="validation-error", title="Invalid statement", errors=errors)
 
     async def produce():
         return StatementOut.model_validate(await service.import_statement(session, principal, content, account)).model_dump()

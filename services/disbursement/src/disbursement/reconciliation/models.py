@@ -14,7 +14,7 @@ from sqlmodel import Field
 from ..base import Model
 
 LINE_OUTCOMES = ("matched", "amount_mismatch", "status_mismatch", "unmatched", "duplicate")
-DIRECTIONS = ("debit", "credit")  # debit: paid out to a beneficiary; credit: money returned
+DIRECTIONS = ("debit", "credit", "failure")  # debit: paid out; credit: money returned; failure: the bank did not pay
 
 
 def _now() -> datetime:
@@ -48,7 +48,8 @@ class StatementLine(Model, table=True):
         CheckConstraint(f"outcome IN ({_in(LINE_OUTCOMES)})", name="statement_line_outcome"),
         CheckConstraint(f"direction IN ({_in(DIRECTIONS)})", name="statement_line_direction"),
         # A payment's debit (or credit) is matched by one statement line only, across all statements.
-        Index("ux_statement_line_match", "payment_id", "direction", unique=True, postgresql_where=text("outcome = 'matched'")),
+        Index("ux_statement_line_match", "payment_id", "direction", unique=True,
+              postgresql_where=text("outcome = 'matched' AND direction IN ('debit','credit')")),
         Index("ix_statement_line_outcome", "statement_id", "outcome", "line_no"),
     )
 

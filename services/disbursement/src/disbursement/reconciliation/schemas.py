@@ -6,7 +6,7 @@ import uuid
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 LineOutcome = Literal["matched", "amount_mismatch", "status_mismatch", "unmatched", "duplicate"]
 
@@ -33,7 +33,7 @@ class StatementLineOut(BaseModel):
     value_date: date | None
     bank_reference: str | None
     instruction_id: str | None
-    direction: Literal["debit", "credit"]
+    direction: Literal["debit", "credit", "failure"]
     amount: int
     payment_id: uuid.UUID | None
     round_id: uuid.UUID | None
@@ -50,10 +50,13 @@ class StatementLinePage(BaseModel):
 class RoundTotals(BaseModel):
     round_id: uuid.UUID
     status: str
-    region: str | None
-    ceiling: int
-    committed: int
-    remaining_budget: int
+    region: str | None = Field(description="the regency/city these figures are of; null: the whole round")
+    budget_scope: Literal["round", "region"] = Field(
+        description="round: ceiling, committed and remaining budget are the round's (province-wide clients); "
+                    "region: committed is the region's payments, and the round-wide ceiling and remaining budget are not shown")
+    ceiling: int | None = Field(description="the round's ceiling (null for a regency office)")
+    committed: int = Field(description="amounts of the payments that are not cancelled (of the region, for a regency office)")
+    remaining_budget: int | None = Field(description="ceiling - committed of the round (null for a regency office)")
     planned_count: int
     planned_amount: int
     payment_count: int

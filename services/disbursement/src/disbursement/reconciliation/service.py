@@ -1,12 +1,18 @@
 """Bank statements matched against payments, and the totals of a round.
 
-A statement is a CSV with a header row: ``value_date,bank_reference,instruction_id,debit,credit,description``
-(amounts in whole rupiah; exactly one of debit and credit on a line). A line is matched to a
+A statement is a CSV with a header row: ``value_date,bank_reference,instruction_id,debit,credit,description[,status]``
+(amounts in whole rupiah; exactly one of debit and credit on a line, or neither on a line whose
+optional ``status`` is ``failed``). A line is matched to a
 payment by its instruction id (``<payment_id>:<attempt>``, as we sent it) or else by the
 bank's reference. Then:
 
 * a debit of a paid payment with the same amount is ``matched`` (the payment is reconciled);
   another amount is ``amount_mismatch``; a payment not paid here is ``status_mismatch``;
+  except that a bank payment still ``sent`` here (its result never came) is settled as paid
+  by the debit of its attempt (and reconciled);
+* a line with ``status`` ``failed`` (no amount) is the bank saying an attempt was not paid: a
+  payment still ``sent`` here is settled as failed (it can then be retried); a failure
+  already recorded is ``matched``; one that contradicts a recorded success is ``status_mismatch``;
 * a credit is money coming back: it matches a returned payment, or records the return of a
   paid one (``PaymentReturned``);
 * a line that finds no payment is ``unmatched``; a second line for a payment already matched
@@ -41,32 +47,84 @@ from .models import LINE_OUTCOMES, Statement, StatementLine
 MAX_LINES = 200_000
 
 
+MAX_AMOUNT = 10**15  # whole rupiah; more is no bank line (and beyond what a bigint holds)
+MAX_TEXT = {"bank_reference": 100, "instruction_id": 100, "description": 500, "status": 20}
+LINE_STATUSES = ("", "paid", "succeeded", "returned", "failed")
+
+
+def text_problem(value: str) -> str | None:
+    """Why a text field of a file cannot be kept (PostgreSQL refuses NUL), or None."""
+    if "\x00" in value:
+        return "must not contain NUL characters"
+    return None
+
+
 def _parse(content: str) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
     reader = csv.DictReader(io.StringIO(content))
-    missing = [c for c in ("debit", "credit") if c not in (reader.fieldnames or [])]
-    if missing or not ({"instruction_id", "bank_reference"} & set(reader.fieldnames or [])):
+    try:
+        fieldnames = reader.fieldnames or []
+    except csv.Error as exc:
+        return [], [{"field": "line 1", "message": f"not CSV: {exc}", "rule": "statement.csv"}]
+    if any(text_problem(name or "") for name in fieldnames):
+        return [], [{"field": "header", "message": "must not contain NUL characters", "rule": "statement.header"}]
+    missing = [c for c in ("debit", "credit") if c not in fieldnames]
+    if missing or not ({"instruction_id", "bank_reference"} & set(fieldnames)):
         return [], [{"field": "header", "message": "need debit, credit and instruction_id or bank_reference columns", "rule": "statement.header"}]
     lines, errors = [], []
 
     def err(n: int, column: str, message: str) -> None:
         errors.append({"field": f"line {n}.{column}", "message": message, "rule": f"statement.{column}"})
 
-    for n, row in enumerate(reader, start=2):
+    rows = iter(enumerate(reader, start=2))
+    while True:
+        try:
+            n, row = next(rows)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            errors.append({"field": f"line {reader.line_num}", "message": f"not CSV: {exc}", "rule": "statement.csv"})
+            break
         if n > MAX_LINES + 1:
             errors.append({"field": "file", "message": f"at most {MAX_LINES} lines per statement", "rule": "statement.size"})
             break
+        bad_text = False
+        for column, value in row.items():
+            values = value if isinstance(value, list) else [value]  # extra fields land under None as a list
+            for v in values:
+                problem = text_problem(v or "")
+                if problem:
+                    err(n, column or "extra", problem)
+                    bad_text = True
+            if isinstance(value, str) and column in MAX_TEXT and len(value.strip()) > MAX_TEXT[column]:
+                err(n, column, f"at most {MAX_TEXT[column]} characters")
+                bad_text = True
+        if bad_text:
+            continue
+        status = (row.get("status") or "").strip().lower()
+        if status not in LINE_STATUSES:
+            err(n, "status", "must be paid, returned or failed (or empty: the amounts say)")
+            continue
         amounts = {}
         for column in ("debit", "credit"):
             raw = (row.get(column) or "").strip()
-            try:
-                amounts[column] = int(raw) if raw else 0
-            except ValueError:
-                err(n, column, "must be whole rupiah")
+            if not raw:
+                amounts[column] = 0
+            elif raw.isascii() and raw.isdigit() and int(raw) <= MAX_AMOUNT:
+                amounts[column] = int(raw)
+            else:
+                err(n, column, f"must be whole rupiah, at most {MAX_AMOUNT:,}")
         if len(amounts) < 2:
             continue
-        if (amounts["debit"] > 0) == (amounts["credit"] > 0) or min(amounts.values()) < 0:
+        if status == "failed":
+            if amounts["debit"] or amounts["credit"]:
+                err(n, "debit", "a failed instruction moves no money: leave debit and credit empty")
+                continue
+            direction, amount = "failure", 0
+        elif (amounts["debit"] > 0) == (amounts["credit"] > 0):
             err(n, "debit", "exactly one of debit and credit must be a positive amount")
             continue
+        else:
+            direction, amount = ("debit", amounts["debit"]) if amounts["debit"] else ("credit", amounts["credit"])
         value_date = None
         if (row.get("value_date") or "").strip():
             try:
@@ -80,8 +138,9 @@ def _parse(content: str) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
                 "value_date": value_date,
                 "bank_reference": (row.get("bank_reference") or "").strip() or None,
                 "instruction_id": (row.get("instruction_id") or "").strip() or None,
-                "direction": "debit" if amounts["debit"] else "credit",
-                "amount": amounts["debit"] or amounts["credit"],
+                "direction": direction,
+                "amount": amount,
+                "reason": (row.get("description") or "").strip() or None,
             }
         )
     return lines, errors
@@ -98,13 +157,14 @@ async def import_statement(session: AsyncSession, principal: Principal, content:
         raise Problem(f"the statement has {len(errors)} problem(s); nothing was imported", status=422, type="validation-error",
                       title="Invalid statement", errors=errors[:100])
 
-    # Find the payments: by instruction id, else by the bank's reference.
+    # Find the payments: by instruction id (which names the attempt), else by the bank's reference.
     by_line: dict[int, uuid.UUID] = {}
+    attempt_of: dict[int, int] = {}
     refs = {}
     for line in lines:
         if line["instruction_id"]:
             try:
-                by_line[line["line_no"]] = parse_instruction_id(line["instruction_id"])[0]
+                by_line[line["line_no"]], attempt_of[line["line_no"]] = parse_instruction_id(line["instruction_id"])
                 continue
             except ValueError:
                 pass
@@ -137,11 +197,21 @@ async def import_statement(session: AsyncSession, principal: Principal, content:
     }
 
     statement_id = uuid.uuid4()
-    out_lines, reconciled, returns = [], [], []
+    out_lines, reconciled, settles, returns = [], [], [], []
     for line in lines:
+        reason = line.pop("reason")
         payment = rows.get(by_line.get(line["line_no"]))
-        outcome, note, expected = _judge(line, payment, matched_before)
-        if outcome == "matched":
+        attempt = attempt_of.get(line["line_no"]) or (payment["attempt"] if payment else None)
+        outcome, note, expected = _judge(line, payment, attempt, matched_before)
+        if outcome == "matched" and payment["status"] == "sent" and payment["channel"] == "bank" and attempt == payment["attempt"]:
+            # The bank's word on a payment whose result never came: it settles it.
+            if line["direction"] == "debit":
+                settles.append(Report(payment["id"], attempt, "succeeded", None, line["bank_reference"]))
+                payment["status"], note = "succeeded", "settled as paid from the statement"
+            else:
+                settles.append(Report(payment["id"], attempt, "failed", f"failed per bank statement: {reason or 'no reason given'}"[:500]))
+                payment["status"], note = "failed", "settled as failed from the statement: the payment can be retried"
+        if outcome == "matched" and line["direction"] != "failure":
             matched_before.add((payment["id"], line["direction"]))
             if line["direction"] == "debit":
                 reconciled.append(payment["id"])
@@ -162,6 +232,9 @@ async def import_statement(session: AsyncSession, principal: Principal, content:
     session.add(statement)
     await session.flush()
     await session.execute(insert(StatementLine.__table__), out_lines)
+    # Settle first (a sent payment paid per the statement), then reconcile, then the returns it may also show.
+    if settles:
+        await payments.apply_reports(session, settles, channel="bank")
     if reconciled:
         await session.execute(text("UPDATE payment SET reconciled_at = now() WHERE id = ANY(:ids) AND reconciled_at IS NULL"), {"ids": reconciled})
     for channel in ("bank", "post"):
@@ -171,16 +244,27 @@ async def import_statement(session: AsyncSession, principal: Principal, content:
     return statement
 
 
-def _judge(line: dict[str, Any], payment: dict[str, Any] | None, matched_before: set) -> tuple[str, str | None, int | None]:
+def _judge(line: dict[str, Any], payment: dict[str, Any] | None, attempt: int | None,
+           matched_before: set) -> tuple[str, str | None, int | None]:
     if payment is None:
         return "unmatched", "no payment has this instruction id or bank reference", None
+    # Only the bank's own attempt in flight is settled by the statement; an older one is judged against what is recorded.
+    unknown_here = payment["status"] == "sent" and payment["channel"] == "bank" and attempt == payment["attempt"]
+    if line["direction"] == "failure":
+        if unknown_here:
+            return "matched", None, None
+        if attempt is not None and (attempt < payment["attempt"] or payment["status"] in ("failed", "created", "cancelled")):
+            return "matched", "the failure is recorded here too", None
+        return "status_mismatch", f"the bank reports attempt {attempt} failed, but here the payment is {payment['status']}", None
     if (payment["id"], line["direction"]) in matched_before:
         return "duplicate", f"the payment's {line['direction']} is already matched", None
     if line["direction"] == "debit":
+        if line["amount"] != payment["amount"] and (unknown_here or payment["status"] in ("succeeded", "returned")):
+            return "amount_mismatch", f"paid Rp{line['amount']:,}, the payment is Rp{payment['amount']:,}", payment["amount"]
+        if unknown_here:
+            return "matched", None, payment["amount"]
         if payment["status"] not in ("succeeded", "returned"):
             return "status_mismatch", f"the bank paid it, but here the payment is {payment['status']}", payment["amount"]
-        if line["amount"] != payment["amount"]:
-            return "amount_mismatch", f"paid Rp{line['amount']:,}, the payment is Rp{payment['amount']:,}", payment["amount"]
         return "matched", None, payment["amount"]
     if payment["status"] == "returned":
         expected = payment["returned_amount"]
@@ -206,9 +290,9 @@ async def list_lines(session: AsyncSession, statement_id: uuid.UUID, *, outcome:
     stmt = select(StatementLine).where(StatementLine.statement_id == statement_id)
     if outcome:
         stmt = stmt.where(StatementLine.outcome == outcome)
-    after = decode_cursor(cursor)
+    after = decode_cursor(cursor, int)
     if after:
-        stmt = stmt.where(StatementLine.line_no > int(after[0]))
+        stmt = stmt.where(StatementLine.line_no > after[0])
     rows = list((await session.exec(stmt.order_by(StatementLine.line_no).limit(limit + 1))).all())
     return page(rows, limit, lambda line: [line.line_no])
 
@@ -219,13 +303,17 @@ async def round_totals(session: AsyncSession, round_id: uuid.UUID, region: str |
     rnd = await get_round(session, round_id)
     planned = await snapshot_summary(session, rnd, region)
     totals = await payments.round_totals(session, rnd.id, region)
+    committed = totals.pop("committed_amount")
+    # The ceiling is the round's, not a regency's: a regency office sees what its region
+    # commits, and no round-wide ceiling or remaining budget (those are the province's).
     return {
         "round_id": rnd.id,
         "status": rnd.status,
         "region": region,
-        "ceiling": rnd.ceiling,
-        "committed": rnd.committed,
-        "remaining_budget": rnd.ceiling - rnd.committed,
+        "budget_scope": "region" if region else "round",
+        "ceiling": None if region else rnd.ceiling,
+        "committed": committed if region else rnd.committed,
+        "remaining_budget": None if region else rnd.ceiling - rnd.committed,
         "planned_count": planned["payees"],
         "planned_amount": planned["planned_amount"],
         **totals,

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from sqlmodel import select
 
 from pilar_kernel import regions
 from pilar_kernel.auth import Principal, require_scopes
 from pilar_kernel.db import SessionDep
+from pilar_kernel.idempotency import idempotent
 from pilar_kernel.problems import Conflict, NotFound, Problem
 
 from .. import access
 from ..rounds.models import PaymentRound
 from .models import ReliefGrant, ReliefProgramme
-from .schemas import ReliefGrantOut, ReliefProgrammeIn, ReliefProgrammeOut, ReliefProgrammePatch
+from .schemas import GrantStatus, ReliefGrantOut, ReliefProgrammeIn, ReliefProgrammeOut, ReliefProgrammePatch
 
 router = APIRouter(prefix="/v1", tags=["relief"])
 
@@ -31,7 +32,14 @@ def _out(p: ReliefProgramme) -> dict:
 
 @router.post("/relief-programmes", status_code=201, response_model=ReliefProgrammeOut,
              summary="Pay emergency cash to disaster-affected households through an open round")
-async def create(body: ReliefProgrammeIn, session: SessionDep, principal: Principal = access.provincial(access.PROGRAMME_ADMIN)):
+async def create(body: ReliefProgrammeIn, request: Request, session: SessionDep, principal: Principal = access.provincial(access.PROGRAMME_ADMIN)):
+    async def produce():
+        return _out(await _create(session, principal, body))
+
+    return await idempotent(request, session, principal, produce)
+
+
+async def _create(session, principal: Principal, body: ReliefProgrammeIn) -> ReliefProgramme:
     rnd = (await session.exec(select(PaymentRound).where(PaymentRound.id == body.round_id))).first()
     if rnd is None:
         raise _invalid("round_id", "no such round", "relief.round")
@@ -48,7 +56,7 @@ async def create(body: ReliefProgrammeIn, session: SessionDep, principal: Princi
     programme.regency_codes = sorted({regions.normalise(c) for c in programme.regency_codes})
     session.add(programme)
     await session.flush()
-    return _out(programme)
+    return programme
 
 
 @router.get("/relief-programmes", response_model=list[ReliefProgrammeOut])
@@ -57,8 +65,15 @@ async def list_programmes(session: SessionDep, principal: Principal = require_sc
 
 
 @router.patch("/relief-programmes/{programme_id}", response_model=ReliefProgrammeOut, summary="Change amounts or stop a relief programme")
-async def update(programme_id: uuid.UUID, body: ReliefProgrammePatch, session: SessionDep,
+async def update(programme_id: uuid.UUID, body: ReliefProgrammePatch, request: Request, session: SessionDep,
                  principal: Principal = access.provincial(access.PROGRAMME_ADMIN)):
+    async def produce():
+        return _out(await _update(session, programme_id, body))
+
+    return await idempotent(request, session, principal, produce, status_code=200)
+
+
+async def _update(session, programme_id: uuid.UUID, body: ReliefProgrammePatch) -> ReliefProgramme:
     programme = (await session.exec(select(ReliefProgramme).where(ReliefProgramme.id == programme_id).with_for_update())).first()
     if programme is None:
         raise NotFound("no such relief programme")
@@ -70,12 +85,12 @@ async def update(programme_id: uuid.UUID, body: ReliefProgrammePatch, session: S
     programme.version += 1
     session.add(programme)
     await session.flush()
-    return _out(programme)
+    return programme
 
 
 @router.get("/relief-grants", response_model=list[ReliefGrantOut], summary="Emergency-cash decisions per household")
 async def list_grants(session: SessionDep, principal: Principal = require_scopes(access.READ), incident_id: uuid.UUID | None = Query(default=None),
-                      status: str | None = Query(default=None), limit: int = Query(default=500, ge=1, le=5000)):
+                      status: GrantStatus | None = Query(default=None), limit: int = Query(default=500, ge=1, le=5000)):
     stmt = select(ReliefGrant)
     if incident_id is not None:
         stmt = stmt.where(ReliefGrant.incident_id == incident_id)

@@ -10,6 +10,7 @@ from fastapi import APIRouter, BackgroundTasks, Path, Query, Request
 from pilar_kernel.auth import Principal, require_scopes
 from pilar_kernel.db import SessionDep
 from pilar_kernel.idempotency import idempotent
+from pilar_kernel.problems import problem_responses
 
 from .. import access
 from . import service
@@ -32,6 +33,8 @@ from .schemas import (
     RoundPatch,
     RoundStatus,
     SnapshotOut,
+    YEAR_MAX,
+    YEAR_MIN,
 )
 
 router = APIRouter(prefix="/v1", tags=["rounds"])
@@ -84,21 +87,29 @@ async def create_programme(body: ProgrammeIn, request: Request, session: Session
 
 
 @router.put("/programmes/{code}", response_model=ProgrammeOut, summary="Change a programme's settings (send the version you read)")
-async def update_programme(code: Code, body: ProgrammeUpdate, session: SessionDep, principal: Admin):
-    return await _programme_out(session, await service.update_programme(session, code, body.model_dump()))
+async def update_programme(code: Code, body: ProgrammeUpdate, request: Request, session: SessionDep, principal: Admin):
+    async def produce():
+        return await _programme_out(session, await service.update_programme(session, code, body.model_dump()))
+
+    return await idempotent(request, session, principal, produce, status_code=200)
 
 
 @router.put("/programmes/{code}/budgets/{year}", response_model=BudgetOut,
             summary="Set a programme's budget for a year (never below what its rounds already take)")
-async def set_budget(code: Code, year: Annotated[int, Path(ge=2020, le=2100)], body: BudgetIn, session: SessionDep, principal: Admin):
-    b = await service.set_budget(session, code, year, body.amount, body.version)
-    return {"year": b.year, "amount": b.amount, "allocated": b.allocated, "remaining": b.amount - b.allocated, "version": b.version}
+async def set_budget(code: Code, year: Annotated[int, Path(ge=YEAR_MIN, le=YEAR_MAX)], body: BudgetIn, request: Request, session: SessionDep,
+                     principal: Admin):
+    async def produce():
+        b = await service.set_budget(session, code, year, body.amount, body.version)
+        return {"year": b.year, "amount": b.amount, "allocated": b.allocated, "remaining": b.amount - b.allocated, "version": b.version}
+
+    return await idempotent(request, session, principal, produce, status_code=200)
 
 
 # -- rounds -------------------------------------------------------------------------------
 
 
-@router.post("/rounds", status_code=201, response_model=RoundOut, summary="Plan a round (tahap): amount, ceiling, period, channel")
+@router.post("/rounds", status_code=201, response_model=RoundOut, summary="Plan a round (tahap): amount, ceiling, period, channel",
+             responses=problem_responses(404), description="404: the programme is not set up for payment.")
 async def create_round(body: RoundIn, request: Request, session: SessionDep, principal: Preparer):
     async def produce():
         return service.round_out(await service.create_round(session, principal, body.model_dump()))
@@ -111,7 +122,7 @@ async def list_rounds(
     session: SessionDep,
     principal: Reader,
     programme_code: str | None = Query(default=None, pattern=CODE_PATTERN),
-    year: int | None = None,
+    year: int | None = Query(default=None, ge=YEAR_MIN, le=YEAR_MAX),
     status: RoundStatus | None = None,
     limit: int = Query(default=50, ge=1, le=500),
     cursor: str | None = None,
@@ -126,8 +137,11 @@ async def get_round(round_id: uuid.UUID, session: SessionDep, principal: Reader)
 
 
 @router.patch("/rounds/{round_id}", response_model=RoundOut, summary="Change a draft round (send the version you read)")
-async def patch_round(round_id: uuid.UUID, body: RoundPatch, session: SessionDep, principal: Preparer):
-    return service.round_out(await service.update_round(session, round_id, body.model_dump(exclude_unset=True)))
+async def patch_round(round_id: uuid.UUID, body: RoundPatch, request: Request, session: SessionDep, principal: Preparer):
+    async def produce():
+        return service.round_out(await service.update_round(session, round_id, body.model_dump(exclude_unset=True)))
+
+    return await idempotent(request, session, principal, produce, status_code=200)
 
 
 @router.post("/rounds/{round_id}/snapshot", response_model=RoundOut, description=_LIFECYCLE,

@@ -72,8 +72,8 @@ class PaymentRound(Model, table=True):
         CheckConstraint("stage >= 1", name="round_stage"),
         # The sum of the round's live payments (a trigger keeps it) never passes the ceiling.
         CheckConstraint("committed >= 0 AND committed <= ceiling", name="round_within_ceiling"),
-        # Four eyes, in the data itself: the approver is never the officer who prepared it.
-        CheckConstraint("approved_by IS NULL OR approved_by <> prepared_by", name="round_four_eyes"),
+        # Four eyes, in the data itself: the approver is never the officer who prepared it (in any case).
+        CheckConstraint("approved_by IS NULL OR lower(approved_by) <> lower(prepared_by)", name="round_four_eyes"),
         CheckConstraint(
             "status NOT IN ('approved','disbursing','closed') OR (approved_by IS NOT NULL AND sk_number IS NOT NULL)", name="round_approved"
         ),

@@ -22,7 +22,7 @@ from pilar_kernel.auth import Principal
 from pilar_kernel.pagination import decode_cursor, page
 from pilar_kernel.problems import Conflict, Forbidden, NotFound, Problem, RuleViolation
 
-from ..access import acting_user
+from ..access import acting_user, same_officer
 from ..events import RoundApproved, RoundClosed, emit
 from ..payments import service as payments
 from . import domain
@@ -238,9 +238,9 @@ async def list_rounds(
         stmt = stmt.where(PaymentRound.year == year)
     if status:
         stmt = stmt.where(PaymentRound.status == status)
-    after = decode_cursor(cursor)
+    after = decode_cursor(cursor, datetime, uuid.UUID)
     if after:
-        stmt = stmt.where(tuple_(PaymentRound.created_at, PaymentRound.id) > (datetime.fromisoformat(after[0]), uuid.UUID(after[1])))
+        stmt = stmt.where(tuple_(PaymentRound.created_at, PaymentRound.id) > (after[0], after[1]))
     rows = list((await session.exec(stmt.order_by(PaymentRound.created_at, PaymentRound.id).limit(limit + 1))).all())
     return page(rows, limit, lambda r: [r.created_at.isoformat(), str(r.id)])
 
@@ -421,7 +421,7 @@ async def approve(session: AsyncSession, principal: Principal, round_id: uuid.UU
     """Approve the snapshot the approver reviewed (its version) under a decree (SK) number."""
     rnd = await lock_round(session, round_id)
     user = acting_user(principal)
-    if rnd.status in ("approved", "disbursing", "closed") and rnd.approved_by == user and rnd.sk_number == sk_number:
+    if rnd.status in ("approved", "disbursing", "closed") and same_officer(rnd.approved_by, user) and rnd.sk_number == sk_number:
         return rnd  # the same approval again: nothing changes
     try:
         domain.next_status("approve", rnd.status)
@@ -433,7 +433,7 @@ async def approve(session: AsyncSession, principal: Principal, round_id: uuid.UU
             current_snapshot_version=rnd.snapshot_version,
         )
     adders = (await session.execute(text("SELECT DISTINCT added_by FROM round_entry WHERE round_id = :r AND source = 'addition'"), {"r": rnd.id})).scalars()
-    if user in {rnd.prepared_by, *adders}:
+    if any(same_officer(user, other) for other in (rnd.prepared_by, *adders)):
         raise Forbidden("a round must be approved by another officer than the one who prepared it", rule="round.four_eyes")
     if rnd.payee_count == 0:
         raise RuleViolation("round", "the snapshot has no payees: there is nothing to approve", rule="round.empty")
@@ -624,9 +624,9 @@ async def list_entries(
         stmt = stmt.where(RoundEntry.outcome == outcome)
     if reason:
         stmt = stmt.where(RoundEntry.reason == reason)
-    after = decode_cursor(cursor)
+    after = decode_cursor(cursor, uuid.UUID)
     if after:
-        stmt = stmt.where(RoundEntry.person_id > uuid.UUID(after[0]))
+        stmt = stmt.where(RoundEntry.person_id > after[0])
     rows = list((await session.exec(stmt.order_by(RoundEntry.person_id).limit(limit + 1))).all())
     return page(rows, limit, lambda e: [str(e.person_id)])
 
