@@ -55,41 +55,43 @@ async def fetchval(stack: LocalStack, database: str, sql: str, *args):
 # --------------------------------------------------------------------------- readiness
 
 
-async def ready_states(stack: LocalStack, client: httpx.AsyncClient) -> dict[str, int | str]:
-    """``GET /ready`` of every process: its status code, or the error that stood in its way."""
-
-    async def one(name: str) -> tuple[str, int | str]:
-        try:
-            return name, (await client.get(f"{stack.url(name)}/ready", timeout=2.0)).status_code
-        except httpx.HTTPError as exc:
-            return name, type(exc).__name__
-
-    return dict(await asyncio.gather(*(one(c.name) for c in stack.components)))
+async def _ready(client: httpx.AsyncClient, stack: LocalStack, name: str) -> int | str:
+    try:
+        return (await client.get(f"{stack.url(name)}/ready", timeout=5.0)).status_code
+    except httpx.HTTPError as exc:
+        return type(exc).__name__
 
 
 async def all_ready(stack: LocalStack, since: float, *, what: str, timeout: float = READY_TIMEOUT_S) -> float:
-    """Poll until every process answers ``/ready`` with 200; print and return the seconds from
-    ``since`` (a ``time.monotonic()`` taken when the restart began), and the last processes to
-    get there. Nobody helps them along."""
-    deadline = time.monotonic() + timeout
-    green_at: dict[str, float] = {}
+    """Poll every process's ``/ready`` (each on its own) until all answer 200 at once; print and
+    return the seconds from ``since`` (a ``time.monotonic()`` taken when the restart began), with
+    the last processes to get there. Nobody helps them along."""
+    deadline = since + timeout
+    names = [c.name for c in stack.components]
     async with httpx.AsyncClient() as client:
+
+        async def green(name: str) -> float:
+            while True:
+                state = await _ready(client, stack, name)
+                if state == 200:
+                    return time.monotonic() - since
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"{what}: {name} /ready still {state} {timeout:.0f} s after the restart began; "
+                                         f"log {stack.log_path(name)}")
+                await asyncio.sleep(0.2)
+
         while True:
-            states = await ready_states(stack, client)
-            now = time.monotonic() - since
-            for name, code in states.items():
-                if code == 200:
-                    green_at.setdefault(name, now)
-                else:
-                    green_at.pop(name, None)  # green only counts once it stays green
-            if len(green_at) == len(states):
-                slowest = sorted(green_at.items(), key=lambda item: -item[1])[:3]
-                print(f"\n[faults] {what}: every /ready green {now:.1f} s after the restart began "
-                      f"(last: {', '.join(f'{name} {at:.1f} s' for name, at in slowest)})")
-                return now
+            at = dict(zip(names, await asyncio.gather(*(green(name) for name in names))))
+            states = dict(zip(names, await asyncio.gather(*(_ready(client, stack, name) for name in names))))
+            if all(state == 200 for state in states.values()):  # all at once, not one after another
+                break
             if time.monotonic() > deadline:
-                raise AssertionError(f"{what}: not every /ready green after {timeout:.0f} s: {states}; logs in {stack.logs_dir}")
-            await asyncio.sleep(0.25)
+                raise AssertionError(f"{what}: not every /ready green at once after {timeout:.0f} s: {states}; logs in {stack.logs_dir}")
+    elapsed = time.monotonic() - since
+    slowest = sorted(at.items(), key=lambda item: -item[1])[:3]
+    print(f"\n[faults] {what}: every /ready green {elapsed:.1f} s after the restart began "
+          f"(last: {', '.join(f'{name} {seconds:.1f} s' for name, seconds in slowest)})")
+    return elapsed
 
 
 # --------------------------------------------------------------------------- dead letters
