@@ -131,6 +131,11 @@ def test_postgres_databases_accept_connections(devstack: LocalStack) -> None:
                 await conn.close()
 
         assert asyncio.run(tables()) == ["t"]
+
+        before = stack.postgres.pid()
+        stack.restart_postgres("fast")  # a new postmaster, the same data, accepting connections at once
+        assert stack.postgres.pid() not in (None, before)
+        assert asyncio.run(tables()) == ["t"]
     assert stack.database_url("devstack_b").startswith("postgresql+asyncpg://pilar:")
 
 
@@ -228,8 +233,14 @@ def test_service_processes(devstack: LocalStack) -> None:
 
     stack.kill_component("fake")  # a crash leaves a stale pid file behind ...
     assert not pid_alive(pid)
-    assert stack.start_components(["fake"]) == ["fake"]  # ... which the next start cleans up
+    assert stack.start_components(["fake"], extra_env={"PILAR_EXTRA": "yes"}) == ["fake"]  # ... which the next start cleans up
+    pid = read_pid(stack.services.pid_path("fake"))
+    assert pid is not None
+
+    stack.kill_component("fake")
+    stack.restart_component("fake")  # as a supervisor would: with the environment it was started with
     assert read_pid(stack.services.pid_path("fake")) not in (None, pid)
+    assert httpx.get(f"{stack.url('fake')}/env").json()["PILAR_EXTRA"] == "yes"
 
     with pytest.raises(StackError, match=r"broken: migrations failed .*broken-migrate\.log"):
         stack.start_components(["broken"])
