@@ -55,11 +55,17 @@ async def fetchval(stack: LocalStack, database: str, sql: str, *args):
 # --------------------------------------------------------------------------- readiness
 
 
-async def _ready(client: httpx.AsyncClient, stack: LocalStack, name: str) -> int | str:
+async def _ready(client: httpx.AsyncClient, stack: LocalStack, name: str, seen: dict[str, str] | None = None) -> int | str:
+    """The status of ``GET /ready``, or the error in the way; ``seen`` keeps the last answer that was not green."""
     try:
-        return (await client.get(f"{stack.url(name)}/ready", timeout=5.0)).status_code
+        response = await client.get(f"{stack.url(name)}/ready", timeout=5.0)
     except httpx.HTTPError as exc:
+        if seen is not None:
+            seen[name] = type(exc).__name__
         return type(exc).__name__
+    if response.status_code != 200 and seen is not None:
+        seen[name] = f"{response.status_code} {response.text[:160]}"
+    return response.status_code
 
 
 async def all_ready(stack: LocalStack, since: float, *, what: str, timeout: float = READY_TIMEOUT_S) -> float:
@@ -68,11 +74,12 @@ async def all_ready(stack: LocalStack, since: float, *, what: str, timeout: floa
     the last processes to get there. Nobody helps them along."""
     deadline = since + timeout
     names = [c.name for c in stack.components]
+    seen: dict[str, str] = {}
     async with httpx.AsyncClient() as client:
 
         async def green(name: str) -> float:
             while True:
-                state = await _ready(client, stack, name)
+                state = await _ready(client, stack, name, seen)
                 if state == 200:
                     return time.monotonic() - since
                 if time.monotonic() > deadline:
@@ -91,6 +98,9 @@ async def all_ready(stack: LocalStack, since: float, *, what: str, timeout: floa
     slowest = sorted(at.items(), key=lambda item: -item[1])[:3]
     print(f"\n[faults] {what}: every /ready green {elapsed:.1f} s after the restart began "
           f"(last: {', '.join(f'{name} {seconds:.1f} s' for name, seconds in slowest)})")
+    for name, _seconds in slowest:
+        if name in seen:
+            print(f"         {name} answered before: {seen[name]}")
     return elapsed
 
 

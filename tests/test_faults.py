@@ -193,9 +193,9 @@ async def test_broker_sigkilled_during_a_burst_of_cross_service_writes(faults: P
     began = time.monotonic()
     await asyncio.to_thread(stack.start_kafka)
     print(f"\n[faults] the broker answered again {time.monotonic() - began:.1f} s after its restart began")
-    answers = await writing
+    recovered = asyncio.create_task(all_ready(stack, began, what="broker SIGKILLed and restarted"))  # while the burst goes on
+    answers, _ = await asyncio.gather(writing, recovered)
     print(burst.report("broker killed at write 100, restarted at write 200"))
-    await all_ready(stack, began, what="broker SIGKILLed and restarted")
     await assert_each_registration_applied_once(stack, [a["id"] for a in answers], before=before, restarted=set(),
                                                 what="broker killed")
 
@@ -213,9 +213,9 @@ async def test_consuming_service_sigkilled_mid_burst(faults: Platform, officers)
     began = time.monotonic()
     await asyncio.to_thread(stack.restart_component, "disaster")
     print(f"\n[faults] disaster migrated, started and ready {time.monotonic() - began:.1f} s after its restart began")
-    answers = await writing
+    recovered = asyncio.create_task(all_ready(stack, began, what="disaster SIGKILLed and restarted"))  # while the burst goes on
+    answers, _ = await asyncio.gather(writing, recovered)
     print(burst.report("disaster killed at write 100 and restarted"))
-    await all_ready(stack, began, what="disaster SIGKILLed and restarted")
     await assert_each_registration_applied_once(stack, [a["id"] for a in answers], before=before, restarted={"disaster"},
                                                 what="consumer killed")
 
@@ -232,9 +232,9 @@ async def test_postgres_fast_restart_under_load(faults: Platform, officers):
     began = time.monotonic()
     await asyncio.to_thread(stack.restart_postgres, "fast")
     print(f"\n[faults] pg_ctl restart -m fast took {time.monotonic() - began:.1f} s")
-    answers = await writing
+    recovered = asyncio.create_task(all_ready(stack, began, what="PostgreSQL fast restart"))  # while the burst goes on
+    answers, _ = await asyncio.gather(writing, recovered)
     print(burst.report("PostgreSQL restarted (fast) at write 100"))
-    await all_ready(stack, began, what="PostgreSQL fast restart")
     await assert_each_registration_applied_once(stack, [a["id"] for a in answers], before=before, restarted=set(),
                                                 what="PostgreSQL restarted")
 
@@ -302,7 +302,12 @@ async def disburse_and_kill(faults: Platform, officers, rnd: dict) -> float:
 
     await converge(bank_took_one, timeout=30, interval=0.05, what="the bank to receive a batch of the round")
     await asyncio.to_thread(stack.kill_component, "disbursement")
-    return time.monotonic()
+    killed = time.monotonic()
+    open_payments = await fetchval(stack, "disbursement", "SELECT count(*) FROM payment WHERE round_id = $1 AND status IN ('created', 'sent')",
+                                   uuid.UUID(rnd["id"]))
+    print(f"\n[faults] disbursement killed with {open_payments} of {PAYEES} payments queued or at the bank")
+    assert open_payments > 0, "the kill came while the round was being paid"
+    return killed
 
 
 async def settle(faults: Platform, officers, rnd: dict, *, what: str) -> dict:
@@ -387,7 +392,8 @@ async def test_disbursement_down_longer_than_the_banks_callback_retries(faults: 
     stack = faults.stack
     # The bank tries each callback twice within about half a second, then gives up.
     await bank(stack, "PUT", "/v1/config", json={"latency_ms_min": 800, "latency_ms_max": 1500, "callback_attempts": 2})
-    abandoned = (await bank(stack, "GET", "/v1/stats")).get("callbacks_given_up", 0)
+    earlier = await bank(stack, "GET", "/v1/stats")
+    abandoned = earlier.get("callbacks_given_up", 0)
     rnd = await approved_round(faults, officers, stage=2)
     killed = await disburse_and_kill(faults, officers, rnd)
 
@@ -403,4 +409,6 @@ async def test_disbursement_down_longer_than_the_banks_callback_retries(faults: 
     await all_ready(stack, began, what="disbursement down past the bank's callback retries, restarted")
     await bank(stack, "PUT", "/v1/config", json={"callback_attempts": 8})
     await settle(faults, officers, rnd, what="disbursement down past the bank's retries")
+    asked = (await bank(stack, "GET", "/v1/stats")).get("status_queries", 0) - earlier.get("status_queries", 0)
+    assert asked > 0, "disbursement asked the bank what became of the payments it heard nothing about"
     await assert_paid_once_and_books_equal_the_bank(faults, officers, rnd, payees, what="disbursement down past the bank's retries")
