@@ -7,6 +7,7 @@ callback racing any of them counts nothing twice."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -300,3 +301,29 @@ async def _accepted(client) -> bool:
 async def _given_up(banksim, before: dict):
     stats = await banksim.stats()
     return stats.get("callbacks_given_up", 0) > before.get("callbacks_given_up", 0) and stats["busy_tasks"] == 0
+
+
+async def test_an_approval_and_a_late_callback_at_the_same_moment_pay_once(paying, banksim):
+    await banksim.configure(report_results=False)
+    rnd, _ = await start_round(paying, 4)
+    await eventually(lambda: _all_sent(paying, rnd), timeout=20)
+    ids = [p["id"] for p in await payments_of(paying, rnd)]
+    proposals = []
+    for pid in ids:
+        r = await paying.post(f"/v1/payments/{pid}/settlements", json={"outcome": "succeeded", "reason": "bank letter says it was paid"},
+                              headers=PREPARER)
+        proposals.append(r.json()["id"])
+
+    async def approve(pid, sid):
+        return await paying.post(f"/v1/payments/{pid}/settlements/{sid}/approve", headers=APPROVER)
+
+    async def late(pid):
+        return (await callback(paying, [{"payment_id": pid, "attempt": 1, "status": "succeeded", "reference": f"L-{pid[:8]}"}]))[0]
+
+    answers = await asyncio.gather(*[approve(p, s) for p, s in zip(ids, proposals, strict=True)], *[late(p) for p in ids])
+    assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
+    applied_by_hand = sum(a.json()["status"] == "applied" for a in answers[:4])
+    applied_by_bank = sum(a.json()["applied"] for a in answers[4:])
+    assert applied_by_hand + applied_by_bank == 4  # each payment settled exactly once, by one or the other
+    assert {p["status"] for p in await payments_of(paying, rnd)} == {"succeeded"}
+    assert await event_counts(paying, rnd) == {"sent.v1": 4, "succeeded.v1": 4}
