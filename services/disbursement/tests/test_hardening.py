@@ -198,3 +198,24 @@ async def test_the_openapi_document_lists_what_routes_answer(disbursement):
     assert {"403", "404", "409", "422"} <= set(settle["responses"])
     year = next(p for p in paths["/v1/rounds"]["get"]["parameters"] if p["name"] == "year")
     assert year["schema"]["anyOf"][0]["maximum"] == 2100
+
+
+async def test_a_regency_office_lists_its_own_relief_grants_whatever_the_limit(disbursement):
+    from sqlalchemy import text
+
+    code = await new_programme(disbursement)
+    rnd = await new_round(disbursement, code)
+    r = await disbursement.post("/v1/relief-programmes", headers=ADMIN, json={"name": "Santunan", "round_id": rnd["id"], "amount_heavy": 500_000})
+    relief_id = r.json()["id"]
+    incident = uuid.uuid4()
+    async with disbursement.app.state.session_factory() as s, s.begin():
+        for i, regency in enumerate(["35.78", "35.78", "35.78", "35.15"]):
+            await s.execute(text(
+                """
+                INSERT INTO relief_grant (id, incident_id, household_id, relief_programme_id, regency_code, damage_level, amount, status,
+                                          reason, household_version, created_at)
+                VALUES (gen_random_uuid(), :i, gen_random_uuid(), :p, :g, 'heavy', 500000, 'held', 'recipient_unknown', 1,
+                        now() - make_interval(mins => :age))
+                """), {"i": incident, "p": relief_id, "g": regency, "age": 10 - i})
+    mine = (await disbursement.get("/v1/relief-grants", params={"incident_id": str(incident), "limit": 1}, headers=SIDOARJO)).json()
+    assert [g["regency_code"] for g in mine] == ["35.15"]

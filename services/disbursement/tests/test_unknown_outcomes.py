@@ -7,6 +7,7 @@ callback racing any of them counts nothing twice."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -37,23 +38,29 @@ PROPOSER_SHOUTING = KEYS.headers("disbursement:read", "disbursement:approve", su
 async def quiet_bank(banksim):
     await banksim.configure(**QUIET, deliver_callbacks=True, statement_failures=True)
     yield
-    await banksim.configure(deliver_callbacks=True)
+    await banksim.configure(deliver_callbacks=True, callback_attempts=8, latency_ms_min=5, latency_ms_max=30)
+
+
+def _settings(url: str, kafka_bootstrap: str, jwks: str, banksim, port: int, **overrides):
+    from disbursement.settings import Settings
+
+    return Settings(env="test", database_url=url, kafka_bootstrap=kafka_bootstrap, jwks_file=jwks, relay_poll_interval_s=0.2,
+                    bank_hmac_secret=BANK_SECRET, bank_url=banksim.url, bank_callback_url=f"http://127.0.0.1:{port}/v1/bank/callbacks",
+                    bank_batch_size=50, bank_idle_poll_s=0.1, **overrides)
+
+
+CHECK_SOON = {"bank_status_after_s": 1.0, "bank_status_interval_s": 0.5, "bank_status_poll_s": 0.2}
 
 
 @pytest.fixture(scope="module")
 async def checking(new_database, kafka_bootstrap, tmp_path_factory, banksim):
     """A disbursement service whose status checker asks the bank after one second."""
     from disbursement.app import create_app
-    from disbursement.settings import Settings
 
     url = new_database("disbursement")
     migrate(url)
     port = free_port()
-    settings = Settings(env="test", database_url=url, kafka_bootstrap=kafka_bootstrap, jwks_file=write_jwks(tmp_path_factory.mktemp("keys")),
-                        relay_poll_interval_s=0.2, bank_hmac_secret=BANK_SECRET, bank_url=banksim.url,
-                        bank_callback_url=f"http://127.0.0.1:{port}/v1/bank/callbacks", bank_batch_size=50, bank_idle_poll_s=0.1,
-                        bank_status_after_s=1.0, bank_status_interval_s=0.5, bank_status_poll_s=0.2)
-    app = create_app(settings)
+    app = create_app(_settings(url, kafka_bootstrap, write_jwks(tmp_path_factory.mktemp("keys")), banksim, port, **CHECK_SOON))
     async with serve(app, port) as client:
         client.app = app
         yield client
@@ -242,3 +249,81 @@ async def test_the_bank_answers_status_queries_only_when_signed(banksim):
     verify(BANK_SECRET, r.content, r.headers, tolerance_s=300)  # the answer is the bank's
     assert r.json()["results"][0]["status"] == "unknown"
     assert int(r.headers["X-Signature-Timestamp"]) <= time.time() + 1
+
+
+async def test_disbursement_down_longer_than_the_banks_callback_retries_then_the_round_settles_and_closes(
+        new_database, kafka_bootstrap, tmp_path_factory, banksim):
+    """The case of the issue: the service stops right after handing the round to the bank and
+    stays down until the bank gives up its callbacks; started again, it finds out and closes."""
+    from disbursement.app import create_app
+
+    url = new_database("disbursement")
+    migrate(url)
+    port, jwks = free_port(), write_jwks(tmp_path_factory.mktemp("keys"))
+    await banksim.configure(failure_rate=0.3, callback_attempts=2, latency_ms_min=1500, latency_ms_max=1500)
+    before = await banksim.stats()
+
+    app = create_app(_settings(url, kafka_bootstrap, jwks, banksim, port))  # no status checks in its first life
+    async with serve(app, port) as client:
+        client.app = app
+        rnd, _ = await start_round(client, 10)
+        await eventually(lambda: _accepted(client), timeout=20)
+    # Down: the bank pays, fails, calls back into nothing and gives up.
+    await eventually(lambda: _given_up(banksim, before), timeout=30)
+
+    app = create_app(_settings(url, kafka_bootstrap, jwks, banksim, port, **CHECK_SOON))
+    async with serve(app, port) as client:
+        client.app = app
+        await eventually(lambda: _settled(client, rnd, paid_count=7, failed_count=3), timeout=30)
+        assert (await banksim.stats())["status_queries"] > before.get("status_queries", 0)
+        await banksim.configure(callback_attempts=8, latency_ms_min=5, latency_ms_max=30)
+        assert (await client.post(f"/v1/rounds/{rnd['id']}/retry-failed", headers=PREPARER)).json() == {"queued": 3}
+        await eventually(lambda: _settled(client, rnd, paid_count=10), timeout=30)
+        closed = await client.post(f"/v1/rounds/{rnd['id']}/close", headers=PREPARER)
+        assert closed.status_code == 200, closed.text
+        payments = await payments_of(client, rnd)
+        statement = _mine(await banksim.statement(), payments)
+        report = (await client.post("/v1/statements", content="\n".join(statement) + "\n", headers=PREPARER)).json()
+        assert (report["status_mismatch"], report["amount_mismatch"], report["unmatched"], report["duplicate"]) == (0, 0, 0, 0), report
+        t = await totals(client, rnd)
+        assert (t["paid_count"], t["reconciled_count"]) == (10, 10) == (_bank_debits(statement), 10)
+        assert await event_counts(client, rnd) == {"sent.v1": 13, "succeeded.v1": 10, "failed.v1": 3}
+
+
+async def _accepted(client) -> bool:
+    from sqlalchemy import text
+
+    async with client.app.state.session_factory() as session:
+        pending = (await session.execute(text("SELECT count(*) FILTER (WHERE status <> 'accepted'), count(*) FROM bank_batch"))).one()
+    return pending[0] == 0 and pending[1] > 0
+
+
+async def _given_up(banksim, before: dict):
+    stats = await banksim.stats()
+    return stats.get("callbacks_given_up", 0) > before.get("callbacks_given_up", 0) and stats["busy_tasks"] == 0
+
+
+async def test_an_approval_and_a_late_callback_at_the_same_moment_pay_once(paying, banksim):
+    await banksim.configure(report_results=False)
+    rnd, _ = await start_round(paying, 4)
+    await eventually(lambda: _all_sent(paying, rnd), timeout=20)
+    ids = [p["id"] for p in await payments_of(paying, rnd)]
+    proposals = []
+    for pid in ids:
+        r = await paying.post(f"/v1/payments/{pid}/settlements", json={"outcome": "succeeded", "reason": "bank letter says it was paid"},
+                              headers=PREPARER)
+        proposals.append(r.json()["id"])
+
+    async def approve(pid, sid):
+        return await paying.post(f"/v1/payments/{pid}/settlements/{sid}/approve", headers=APPROVER)
+
+    async def late(pid):
+        return (await callback(paying, [{"payment_id": pid, "attempt": 1, "status": "succeeded", "reference": f"L-{pid[:8]}"}]))[0]
+
+    answers = await asyncio.gather(*[approve(p, s) for p, s in zip(ids, proposals, strict=True)], *[late(p) for p in ids])
+    assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
+    applied_by_hand = sum(a.json()["status"] == "applied" for a in answers[:4])
+    applied_by_bank = sum(a.json()["applied"] for a in answers[4:])
+    assert applied_by_hand + applied_by_bank == 4  # each payment settled exactly once, by one or the other
+    assert {p["status"] for p in await payments_of(paying, rnd)} == {"succeeded"}
+    assert await event_counts(paying, rnd) == {"sent.v1": 4, "succeeded.v1": 4}

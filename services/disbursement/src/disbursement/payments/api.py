@@ -188,14 +188,14 @@ async def bank_callback(request: Request, session: SessionDep, principal: Bank):
         )
         callback_id = first.scalar_one_or_none()
         if callback_id is None:  # this very message was delivered before
-            return {"applied": 0, "duplicates": len(body.results), "stale": 0, "anomalies": 0, "duplicate_delivery": True}
+            return ReportSummary(applied=0, duplicates=len(body.results), stale=0, anomalies=0, duplicate_delivery=True).model_dump()
         reports = [Report(r.payment_id, r.attempt, r.status, r.reason, r.reference, r.at, r.returned_amount) for r in body.results]
         summary = await service.apply_reports(session, reports, channel="bank")
         await session.execute(
             text("UPDATE bank_callback SET applied = :a, ignored = :i WHERE id = :id"),
             {"a": summary["applied"], "i": len(reports) - summary["applied"], "id": callback_id},
         )
-        return summary
+        return ReportSummary(**summary).model_dump()
 
     return await idempotent(request, session, principal, produce, status_code=200)
 
@@ -236,6 +236,6 @@ async def import_post_results(export_id: uuid.UUID, request: Request, session: S
         raise Problem(errors[0]["message"], status=422, type="validation-error", title="Invalid result file", errors=errors)
 
     async def produce():
-        return await service.import_post_results(session, export_id, content)
+        return ReportSummary(**await service.import_post_results(session, export_id, content)).model_dump()
 
     return await idempotent(request, session, principal, produce, status_code=200)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 
 from fastapi import APIRouter, Query, Request
-from sqlmodel import select
+from sqlalchemy import or_
+from sqlmodel import col, select
 
 from pilar_kernel import regions
 from pilar_kernel.auth import Principal, require_scopes
@@ -96,6 +97,8 @@ async def list_grants(session: SessionDep, principal: Principal = require_scopes
         stmt = stmt.where(ReliefGrant.incident_id == incident_id)
     if status:
         stmt = stmt.where(ReliefGrant.status == status)
+    if principal.region:  # in the query, so that the limit counts the region's grants only
+        stmt = stmt.where(or_(ReliefGrant.regency_code == principal.region, col(ReliefGrant.regency_code).startswith(principal.region + ".")))
     rows = (await session.exec(stmt.order_by(ReliefGrant.created_at, ReliefGrant.id).limit(limit))).all()
     return [ReliefGrantOut.model_validate(g, from_attributes=True).model_dump() for g in rows if principal.may_access_region(g.regency_code)]
 

@@ -569,13 +569,19 @@ async def close(session: AsyncSession, principal: Principal, round_id: uuid.UUID
     if rnd.status == "closed":
         return rnd
     if rnd.status == "disbursing":
-        unsettled = (
+        queued, sent = (
             await session.execute(
-                text("SELECT count(*) FROM payment WHERE round_id = :r AND status IN ('created', 'sent')"), {"r": rnd.id}
+                text("SELECT count(*) FILTER (WHERE status = 'created'), count(*) FILTER (WHERE status = 'sent') FROM payment WHERE round_id = :r"),
+                {"r": rnd.id},
             )
-        ).scalar_one()
-        if unsettled:
-            raise Conflict(f"{unsettled} payment(s) are still waiting to be sent or for their result: wait, or cancel them", unsettled=unsettled)
+        ).one()
+        if queued or sent:
+            raise Conflict(
+                f"{queued + sent} payment(s) are still waiting: {queued} to be sent (wait, or cancel them), {sent} for their result "
+                "(the bank is asked about those with no result after a while; the bank statement or a settlement by hand, "
+                "POST /v1/payments/{id}/settlements, settles them)",
+                unsettled=queued + sent, queued=queued, sent=sent,
+            )
     _advance(rnd, "close")
     await payments.cancel_where(session, "round_id = :r AND status = 'failed'", {"r": rnd.id}, "the round was closed")
     rnd.closed_by, rnd.closed_at = acting_user(principal), _now()
