@@ -190,6 +190,9 @@ async def test_broker_sigkilled_during_a_burst_of_cross_service_writes(faults: P
     await burst.reached(BURST // 3)
     await asyncio.to_thread(stack.kill_kafka)
     await burst.reached(2 * BURST // 3)  # acknowledged while the broker is gone: they wait in the outbox
+    waiting = await fetchval(stack, "registry", "SELECT count(*) FROM outbox WHERE published_at IS NULL")
+    print(f"\n[faults] {waiting} events wait in the registry's outbox for the broker")
+    assert waiting > 0, "writes were acknowledged while the broker was down"
     began = time.monotonic()
     await asyncio.to_thread(stack.start_kafka)
     print(f"\n[faults] the broker answered again {time.monotonic() - began:.1f} s after its restart began")
