@@ -101,6 +101,9 @@ async def test_the_status_checker_settles_what_the_bank_did_and_the_round_closes
     t = await eventually(lambda: _settled(checking, rnd, paid_count=7, failed_count=3), timeout=30)
     assert t["sent_count"] == 0
     assert (await banksim.stats())["status_queries"] > before.get("status_queries", 0)
+    metrics = (await checking.get("/metrics")).text
+    assert 'pilar_disbursement_bank_status_answers_total{answer="succeeded"}' in metrics
+    assert "pilar_disbursement_unknown_outcome_payments" in metrics
     payments = await payments_of(checking, rnd)
     paid = next(p for p in payments if p["status"] == "succeeded")
     detail = (await checking.get(f"/v1/payments/{paid['id']}", headers=PREPARER)).json()

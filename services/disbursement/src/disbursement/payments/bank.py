@@ -23,11 +23,17 @@ from typing import Any, Literal
 import httpx
 import structlog
 from fastapi import FastAPI
+from prometheus_client import Counter, Gauge
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from . import service, signing
 
 log = structlog.get_logger("disbursement.bank")
+
+UNKNOWN_OUTCOMES = Gauge("pilar_disbursement_unknown_outcome_payments",
+                         "Bank payments sent longer than PILAR_BANK_STATUS_AFTER_S ago with no result yet")
+STATUS_ANSWERS = Counter("pilar_disbursement_bank_status_answers_total",
+                         "Instructions the bank was asked about, by its answer (error: no believable answer)", ["answer"])
 
 
 class BankSender:
@@ -206,6 +212,7 @@ class BankStatusChecker:
         """One status query for the payments that are due; returns how many were asked about."""
         settings = self._settings
         async with self._sessions() as session, session.begin():
+            UNKNOWN_OUTCOMES.set(await service.count_unknown_outcomes(session, settings.bank_status_after_s))
             due = await service.claim_status_checks(session, settings.bank_status_after_s, settings.bank_status_interval_s,
                                                     settings.bank_status_batch_size)
         if not due:
@@ -213,8 +220,11 @@ class BankStatusChecker:
         try:
             answers = await query_status(client, settings, [service.files.instruction_id(p, a) for p, a in due])
         except (httpx.HTTPError, BankAnswerInvalid) as exc:
+            STATUS_ANSWERS.labels("error").inc(len(due))
             log.warning("bank status query failed; will ask again", payments=len(due), error=f"{type(exc).__name__}: {exc}"[:300])
             return 0
+        for answer in answers.values():
+            STATUS_ANSWERS.labels(answer.status).inc()
         async with self._sessions() as session, session.begin():
             summary = await service.apply_status_answers(session, due, answers)
         log.info("asked the bank about payments with no result", asked=len(due), **summary)

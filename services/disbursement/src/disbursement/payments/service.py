@@ -389,6 +389,16 @@ async def claim_status_checks(session: AsyncSession, after_s: float, every_s: fl
     return [(r.payment_id, r.attempt) for r in rows]
 
 
+async def count_unknown_outcomes(session: AsyncSession, after_s: float) -> int:
+    """Bank payments sent over ``after_s`` ago that still have no result (a gauge for the operators)."""
+    return (
+        await session.execute(
+            text("SELECT count(*) FROM payment WHERE status = 'sent' AND channel = 'bank' AND sent_at < now() - make_interval(secs => :s)"),
+            {"s": after_s},
+        )
+    ).scalar_one()
+
+
 async def apply_status_answers(session: AsyncSession, due: Sequence[tuple[uuid.UUID, int]], answers: dict[str, Any]) -> dict[str, int]:
     """Apply what the bank said about each attempt: a result settles it (as a callback would);
     ``pending`` or ``unknown`` leave it sent, noted on the attempt for the officers."""
