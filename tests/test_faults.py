@@ -400,11 +400,21 @@ async def test_disbursement_down_longer_than_the_banks_callback_retries(faults: 
     rnd = await approved_round(faults, officers, stage=2)
     killed = await disburse_and_kill(faults, officers, rnd)
 
-    async def bank_gave_up():
-        stats = await bank(stack, "GET", "/v1/stats")
-        return stats if stats.get("callbacks_given_up", 0) > abandoned and stats["busy_tasks"] == 0 else None
+    seen: dict = {}
 
-    stats = await converge(bank_gave_up, timeout=30, interval=0.2, what="the bank to give up on its callbacks")
+    async def bank_gave_up():
+        # One callback per batch (10 results to a batch): each batch the bank took of this round
+        # has had its callback given up. (Counting the bank's busy tasks instead would also wait
+        # for stragglers of earlier rounds.)
+        seen.update(await bank(stack, "GET", "/v1/stats"))
+        taken = seen.get("batches", 0) - earlier.get("batches", 0)
+        given_up = seen.get("callbacks_given_up", 0) - abandoned
+        return dict(seen) if taken > 0 and given_up >= taken else None
+
+    try:
+        stats = await converge(bank_gave_up, timeout=30, interval=0.2, what="the bank to give up on its callbacks")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; the bank's stats before {earlier}, now {seen}") from None
     print(f"\n[faults] the bank gave up on {stats['callbacks_given_up'] - abandoned} callbacks "
           f"{time.monotonic() - killed:.1f} s after disbursement was killed")
     began = time.monotonic()
