@@ -8,7 +8,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..fields import DistrictCode, RegencyCode, Version
+
 Category = Literal["natural", "non_natural", "social"]
+# Every hazard of any category (domain.HAZARDS); whether it fits the category is checked by the service.
+Hazard = Literal["flood", "flash_flood", "landslide", "eruption", "earthquake", "tsunami", "tornado", "drought", "extreme_weather",
+                 "abrasion", "fire", "epidemic", "technology_failure", "pollution", "other", "conflict", "terror"]
 Status = Literal["alert", "emergency_response", "transition", "recovery", "closed"]
 Authority = Literal["regent", "mayor", "governor", "president", "head_of_agency"]
 
@@ -20,9 +25,9 @@ class _In(BaseModel):
 class IncidentIn(_In):
     name: str = Field(min_length=3, max_length=200, description="e.g. 'Banjir Sidoarjo Januari 2026'")
     category: Category
-    hazard: str = Field(description="flood, landslide, eruption, earthquake, tornado, drought, fire... (see GET /v1/reference/hazards)")
-    regency_codes: list[str] = Field(min_length=1, max_length=38, description="affected regencies/cities, e.g. ['35.08']")
-    district_codes: list[str] = Field(default_factory=list, max_length=700, description="affected districts inside those regencies")
+    hazard: Hazard = Field(description="one of the category's hazards (see GET /v1/reference/hazards)")
+    regency_codes: list[RegencyCode] = Field(min_length=1, max_length=38, description="affected regencies/cities, e.g. ['35.08']")
+    district_codes: list[DistrictCode] = Field(default_factory=list, max_length=700, description="affected districts inside those regencies")
     started_on: date
     description: str | None = Field(default=None, max_length=4000)
     status: Literal["alert", "emergency_response"] = "alert"
@@ -33,7 +38,7 @@ class IncidentIn(_In):
 
 
 class StatusChangeIn(_In):
-    version: int = Field(description="the incident version you read; a stale one is refused with 409")
+    version: Version
     status: Status
     decree_number: str | None = Field(default=None, max_length=120)
     authority: Authority | None = None

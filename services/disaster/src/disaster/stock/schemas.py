@@ -8,6 +8,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..fields import ITEM_CODE_PATTERN, ItemCode, RegencyCode, Version
+
+MAX_LINE = 10_000_000  # units of one item on one line
+MAX_MINIMUM = 1_000_000_000  # a minimum level above a billion units is a typing error
+
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
@@ -17,7 +22,7 @@ class WarehouseIn(_In):
     code: str = Field(pattern=r"^[A-Za-z0-9._-]{2,40}$")
     name: str = Field(min_length=2, max_length=200)
     level: Literal["province", "regency", "field"]
-    regency_code: str | None = Field(default=None, description="required for regency and field warehouses")
+    regency_code: RegencyCode | None = Field(default=None, description="required for regency and field warehouses")
     incident_id: uuid.UUID | None = Field(default=None, description="the incident a field warehouse serves")
 
 
@@ -32,7 +37,7 @@ class WarehouseOut(BaseModel):
 
 
 class ItemIn(_In):
-    code: str = Field(pattern=r"^[a-z0-9_]{2,40}$")
+    code: str = Field(pattern=ITEM_CODE_PATTERN)
     name: str = Field(min_length=2, max_length=200)
     unit: str = Field(min_length=1, max_length=20)
     perishable: bool = False
@@ -48,12 +53,12 @@ class ItemOut(BaseModel):
 
 
 class MinimumIn(_In):
-    minimum: int = Field(ge=0)
+    minimum: int = Field(ge=0, le=MAX_MINIMUM, description="units below which the warehouse raises an alert")
 
 
 class LineIn(_In):
-    item_code: str
-    quantity: int = Field(gt=0, le=10_000_000)
+    item_code: ItemCode
+    quantity: int = Field(gt=0, le=MAX_LINE)
 
 
 class ReceiptLineIn(LineIn):
@@ -93,7 +98,7 @@ class RequestIn(_In):
 
 
 class ActionIn(_In):
-    version: int
+    version: Version
 
 
 class CancelIn(ActionIn):

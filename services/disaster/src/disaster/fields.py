@@ -1,0 +1,75 @@
+"""Field types shared by the disaster schemas and routes: region codes, versions, counts and
+list cursors, each with the bounds the service really enforces (so that the OpenAPI document
+states them and a request valid by it is accepted), and integers kept inside PostgreSQL's
+ranges (an out-of-range number is a 422 naming the field, never a database error)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import Query
+from pydantic import Field
+
+from pilar_kernel.pagination import decode_cursor
+from pilar_kernel.problems import Problem
+
+INT32_MAX = 2**31 - 1  # PostgreSQL integer
+INT64_MAX = 2**63 - 1  # PostgreSQL bigint
+
+# Region codes in the dotted Kemendagri form or the bare digits (pilar_kernel.regions.normalise
+# accepts both); whether the code is a current Jawa Timur one is checked by the service (422).
+REGENCY_PATTERN = r"^([0-9]{2}\.[0-9]{2}|[0-9]{4})$"
+DISTRICT_PATTERN = r"^([0-9]{2}\.[0-9]{2}\.[0-9]{2}|[0-9]{6})$"
+VILLAGE_PATTERN = r"^([0-9]{2}\.[0-9]{2}\.[0-9]{2}\.[0-9]{4}|[0-9]{10})$"
+ITEM_CODE_PATTERN = r"^[a-z0-9_]{2,40}$"
+
+RegencyCode = Annotated[str, Field(pattern=REGENCY_PATTERN, max_length=5, examples=["35.08"])]
+DistrictCode = Annotated[str, Field(pattern=DISTRICT_PATTERN, max_length=8, examples=["35.08.01"])]
+VillageCode = Annotated[str, Field(pattern=VILLAGE_PATTERN, max_length=13, examples=["35.08.01.2001"])]
+ItemCode = Annotated[str, Field(pattern=ITEM_CODE_PATTERN)]
+Version = Annotated[int, Field(ge=1, le=INT32_MAX, description="the version you read; a stale one is refused with 409")]
+
+# Query parameters (FastAPI reads the constraints from Query, not from Field).
+RegencyQuery = Annotated[str | None, Query(pattern=REGENCY_PATTERN, max_length=5, description="a regency/city code, e.g. 35.08")]
+CursorQuery = Annotated[str | None, Query(max_length=500, description="next_cursor of the previous page")]
+
+
+def cursor_values(cursor: str | None, *types: type) -> list[Any] | None:
+    """The values of a list cursor, converted to ``types``. A cursor of another shape (another
+    endpoint's, or made up) is a 422 naming ``query.cursor``, never a database error.
+    (The kernel's ``decode_cursor(cursor, *types)`` does the same; switch to it when it lands.)"""
+    values = decode_cursor(cursor)
+    if values is None:
+        return None
+    try:
+        if len(values) != len(types):
+            raise ValueError("wrong length")
+        return [_convert(v, t) for v, t in zip(values, types)]
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise Problem(
+            "cursor is not one this service issued", status=422, type="validation-error", title="Invalid input",
+            errors=[{"field": "query.cursor", "message": "unknown cursor", "rule": "cursor"}],
+        ) from exc
+
+
+def _convert(value: Any, to: type) -> Any:
+    if not isinstance(value, str):
+        raise TypeError("cursor values are strings")
+    if "\x00" in value:
+        raise ValueError("NUL")
+    if to is str:
+        return value
+    if to is UUID:
+        return UUID(value)
+    if to is date:
+        return date.fromisoformat(value)
+    if to is datetime:
+        return datetime.fromisoformat(value)
+    if to is int:
+        number = int(value)
+        if not -INT64_MAX - 1 <= number <= INT64_MAX:
+            raise OverflowError(value)
+        return number
+    raise TypeError(f"no conversion to {to}")
