@@ -165,6 +165,21 @@ async def test_a_regency_office_lists_only_its_own_volunteers_deployments_in_a_s
     problem(await disaster.patch(f"/v1/deployments/{ids['35.78']}", json={"version": 1, "hours": 4}, headers=LUMAJANG), 404)
 
 
+async def test_a_neighbours_recipient_is_unknown_to_a_regency_office(disaster):
+    inc = await _two_regency_incident(disaster)
+    lumajang = await warehouse(disaster, "regency", "35.08", headers=LUMAJANG_ADMIN)
+    await receive(disaster, lumajang["id"], [{"item_code": "blanket", "quantity": 5}])
+    theirs = ok(await disaster.post(f"/v1/incidents/{inc['id']}/households", headers=SURABAYA, json={
+        "village_code": "35.78.01.1001", "damage_level": "moderate", "members": [{"name": "Bu Tini", "sex": "F"}]}), 201)
+    point = ok(await disaster.post(f"/v1/incidents/{inc['id']}/evacuation-points", headers=SURABAYA, json={
+        "name": "GOR Surabaya", "village_code": "35.78.01.1001", "capacity": 200, "opened_on": TODAY.isoformat()}), 201)
+    base = {"warehouse_id": lumajang["id"], "distributed_on": TODAY.isoformat(), "lines": [{"item_code": "blanket", "quantity": 1}]}
+    for field, value in (("household_id", theirs["id"]), ("affected_person_id", theirs["members"][0]["id"]),
+                         ("evacuation_point_id", point["id"])):
+        r = await disaster.post(f"/v1/incidents/{inc['id']}/distributions", headers=LUMAJANG, json={**base, field: value})
+        assert _fields(problem(r, 422, "distribution.recipient")) == {field}
+
+
 # -- 2. bad input ----------------------------------------------------------------------------
 
 

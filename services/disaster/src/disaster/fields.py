@@ -18,11 +18,15 @@ from pilar_kernel.problems import Problem
 INT32_MAX = 2**31 - 1  # PostgreSQL integer
 INT64_MAX = 2**63 - 1  # PostgreSQL bigint
 
-# Region codes in the dotted Kemendagri form or the bare digits (pilar_kernel.regions.normalise
-# accepts both); whether the code is a current Jawa Timur one is checked by the service (422).
-REGENCY_PATTERN = r"^([0-9]{2}\.[0-9]{2}|[0-9]{4})$"
-DISTRICT_PATTERN = r"^([0-9]{2}\.[0-9]{2}\.[0-9]{2}|[0-9]{6})$"
-VILLAGE_PATTERN = r"^([0-9]{2}\.[0-9]{2}\.[0-9]{2}\.[0-9]{4}|[0-9]{10})$"
+# Region codes of Jawa Timur in the dotted Kemendagri form or the bare digits (both accepted by
+# pilar_kernel.regions.normalise). The 38 regencies and cities are 35.01-35.29 and 35.71-35.79,
+# so a regency code valid by the pattern is a real one; whether a district or village code
+# exists (and lies in the incident's area) is checked by the service (422 naming the field).
+_JATIM = r"35\.(0[1-9]|[12][0-9]|7[1-9])"
+_JATIM_BARE = r"35(0[1-9]|[12][0-9]|7[1-9])"
+REGENCY_PATTERN = rf"^({_JATIM}|{_JATIM_BARE})$"
+DISTRICT_PATTERN = rf"^({_JATIM}\.[0-9]{{2}}|{_JATIM_BARE}[0-9]{{2}})$"
+VILLAGE_PATTERN = rf"^({_JATIM}\.[0-9]{{2}}\.[0-9]{{4}}|{_JATIM_BARE}[0-9]{{6}})$"
 ITEM_CODE_PATTERN = r"^[a-z0-9_]{2,40}$"
 
 RegencyCode = Annotated[str, Field(pattern=REGENCY_PATTERN, max_length=5, examples=["35.08"])]

@@ -499,17 +499,17 @@ async def distribute(session: AsyncSession, principal: Principal, incident_id: u
     regency, person_id = None, data.get("person_id")
     if data.get("affected_person_id"):
         person = (await session.exec(select(AffectedPerson).where(AffectedPerson.id == data["affected_person_id"]))).first()
-        if person is None or person.incident_id != incident.id:
+        if person is None or person.incident_id != incident.id or not principal.may_access_region(person.regency_code):
             raise invalid([{"field": "affected_person_id", "message": "no such affected person in this incident", "rule": "distribution.recipient"}])
         regency, person_id = person.regency_code, person_id or person.person_id
     elif data.get("household_id"):
         household = (await session.exec(select(AffectedHousehold).where(AffectedHousehold.id == data["household_id"]))).first()
-        if household is None or household.incident_id != incident.id:
+        if household is None or household.incident_id != incident.id or not principal.may_access_region(household.regency_code):
             raise invalid([{"field": "household_id", "message": "no such household in this incident", "rule": "distribution.recipient"}])
         regency, person_id = household.regency_code, person_id or household.recipient_person_id
     else:
         point = (await session.exec(select(EvacuationPoint).where(EvacuationPoint.id == data["evacuation_point_id"]))).first()
-        if point is None or point.incident_id != incident.id:
+        if point is None or point.incident_id != incident.id or not principal.may_access_region(point.regency_code):
             raise invalid([{"field": "evacuation_point_id", "message": "no such evacuation point in this incident", "rule": "distribution.recipient"}])
         regency = point.regency_code
     access.ensure_own_region(principal, regency, "distributions")
