@@ -18,12 +18,10 @@ ALL_SCOPES = (READ, WRITE, APPROVE, ADMIN)
 
 
 def acting_user(principal: Principal) -> str:
-    """The officer acting: the token's ``user`` claim, else the client itself, case-folded.
-
-    The gateway accepts a user name in any case, so ``QA.PREP`` and ``qa.prep`` are one
-    officer: four-eyes comparisons and the "who did it" columns use this folded form.
-    (The kernel's ``Principal.actor`` is the same rule; switch to it when it lands.)"""
-    return str(principal.claims.get("user") or principal.subject).casefold()
+    """The officer acting: the kernel's ``Principal.actor`` (the token's ``user`` claim, else the
+    client itself, case-folded). The gateway accepts a user name in any case, so ``QA.PREP`` and
+    ``qa.prep`` are one officer: four-eyes comparisons and the "who did it" columns use it."""
+    return principal.actor
 
 
 def same_actor(a: str | None, b: str | None) -> bool:

@@ -12,10 +12,10 @@ from fastapi import APIRouter, Path, Query, Request
 from pilar_kernel.auth import Principal
 from pilar_kernel.db import SessionDep
 from pilar_kernel.idempotency import idempotent
+from pilar_kernel.problems import problem_responses
 
 from .. import access
 from ..fields import ITEM_CODE_PATTERN, RegencyQuery
-from ..openapi import problem_responses
 from . import service
 from .schemas import (
     ActionIn,
