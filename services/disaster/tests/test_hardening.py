@@ -378,6 +378,26 @@ async def test_the_openapi_document_states_constraints_and_extra_statuses(disast
     params = {p["name"]: p for p in doc["paths"]["/v1/volunteers"]["get"]["parameters"]}
     skill = params["skill"]["schema"]["anyOf"][0]
     assert "first_aid" in skill["enum"]
-    assert "404" in doc["paths"]["/v1/warehouses"]["post"]["responses"]
-    for path, op in (("/v1/incidents/{incident_id}/status", "post"), ("/v1/stock-requests/{request_id}/ship", "post")):
-        assert "200" in doc["paths"][path][op]["responses"]
+    assert "application/problem+json" in doc["paths"]["/v1/warehouses"]["post"]["responses"]["404"]["content"]
+    for path, op in (("/v1/incidents/{incident_id}/status", "post"), ("/v1/stock-requests/{request_id}/ship", "post"),
+                     ("/v1/households/{household_id}", "patch"), ("/v1/evacuation-points/{point_id}/headcounts", "post")):
+        assert "200" in doc["paths"][path][op]["responses"] or "201" in doc["paths"][path][op]["responses"]
+        assert "Idempotency-Key" in {p["name"] for p in doc["paths"][path][op]["parameters"] if p["in"] == "header"}, path
+    # Texts are stripped before their length is checked; the pattern says so.
+    assert schemas["IncidentIn"]["properties"]["name"]["pattern"] and {"decree_number", "authority"} <= set(schemas["IncidentIn"]["required"])
+
+
+async def test_texts_and_keys_the_document_refuses_are_refused_with_the_field_named(disaster):
+    inc = await declare(disaster)
+    r = await disaster.post(f"/v1/incidents/{inc['id']}/persons", headers={**LUMAJANG, "Idempotency-Key": "k" * 201},
+                            json={"name": "Pak Slamet", "sex": "M", "village_code": "35.08.01.2001"})
+    assert _fields(problem(r, 422)) == {"header.Idempotency-Key"}
+    r = await disaster.post(f"/v1/incidents/{inc['id']}/persons", headers=LUMAJANG, json={"name": "   ", "sex": "M", "village_code": "3508012001"})
+    assert _fields(problem(r, 422)) == {"body.name"}
+    r = await disaster.post("/v1/incidents", headers=PROVINCE, json={
+        "name": "  Banjir  ", "category": "natural", "hazard": "flood", "regency_codes": ["3508"], "started_on": TODAY.isoformat()})
+    assert _fields(problem(r, 422)) == {"body.decree_number", "body.authority"}
+    # The bare-digit region codes the document allows are accepted.
+    person = ok(await disaster.post(f"/v1/incidents/{inc['id']}/persons", headers=LUMAJANG,
+                                    json={"name": " Pak Slamet ", "sex": "M", "village_code": "3508012001"}), 201)
+    assert (person["name"], person["village_code"]) == ("Pak Slamet", "35.08.01.2001")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Query
+from fastapi import Depends, Header, Query
 from pydantic import Field
 
 from pilar_kernel.pagination import decode_cursor
@@ -31,9 +31,31 @@ VillageCode = Annotated[str, Field(pattern=VILLAGE_PATTERN, max_length=13, examp
 ItemCode = Annotated[str, Field(pattern=ITEM_CODE_PATTERN)]
 Version = Annotated[PositiveInt32, Field(description="the version you read; a stale one is refused with 409")]
 
+
+
+def Text(min_length: int, max_length: int, **kw: Any) -> Any:  # noqa: N802  (a type, as used)
+    """A required text the service strips of surrounding whitespace before checking its length:
+    the pattern says the same to a client (at least ``min_length`` characters from the first to
+    the last non-blank one), so a request valid by the document is one the service accepts."""
+    if min_length < 1:
+        raise ValueError("min_length >= 1")
+    inner = r"\S" if min_length == 1 else rf"\S[\s\S]{{{min_length - 2},}}\S"
+    return Annotated[str, Field(min_length=min_length, max_length=max_length, pattern=inner, **kw)]
+
+
 # Query parameters (FastAPI reads the constraints from Query, not from Field).
 RegencyQuery = Annotated[str | None, Query(pattern=REGENCY_PATTERN, max_length=5, description="a regency/city code, e.g. 35.08")]
 CursorQuery = Annotated[str | None, Query(max_length=500, description="next_cursor of the previous page")]
+
+
+def _idempotency_key(key: Annotated[str | None, Header(
+        alias="Idempotency-Key", min_length=1, max_length=200,
+        description="a retry with the same key and body gets the first answer again (Idempotent-Replayed: true); "
+                    "the same key with another body is a 422")] = None) -> None:
+    """Documents the header on the routes that honour it (pilar_kernel.idempotency reads it)."""
+
+
+IDEMPOTENCY_KEY = Depends(_idempotency_key)
 
 
 def cursor_values(cursor: str | None, *types: type) -> list[Any] | None:

@@ -12,13 +12,15 @@ from pilar_kernel.db import SessionDep
 from pilar_kernel.idempotency import idempotent
 
 from .. import access
+from ..fields import IDEMPOTENCY_KEY
 from . import service
 from .schemas import HeadcountIn, HeadcountOut, KitchenIn, KitchenOut, PointIn, PointOut, PointPatch
 
 router = APIRouter(prefix="/v1", tags=["evacuation"])
 
 
-@router.post("/incidents/{incident_id}/evacuation-points", status_code=201, response_model=PointOut, summary="Open an evacuation point")
+@router.post("/incidents/{incident_id}/evacuation-points", status_code=201, response_model=PointOut, summary="Open an evacuation point",
+             dependencies=[IDEMPOTENCY_KEY])
 async def open_point(incident_id: uuid.UUID, body: PointIn, request: Request, session: SessionDep,
                      principal: Principal = access.require(access.WRITE)):
     async def produce():
@@ -41,7 +43,8 @@ async def get_point(point_id: uuid.UUID, session: SessionDep, principal: Princip
     return service.point_out(point, await service.latest(session, point.id))
 
 
-@router.patch("/evacuation-points/{point_id}", response_model=PointOut, summary="Change capacity or close the point")
+@router.patch("/evacuation-points/{point_id}", response_model=PointOut, summary="Change capacity or close the point",
+              dependencies=[IDEMPOTENCY_KEY])
 async def update_point(point_id: uuid.UUID, body: PointPatch, request: Request, session: SessionDep,
                        principal: Principal = access.require(access.WRITE)):
     async def produce():
@@ -51,7 +54,8 @@ async def update_point(point_id: uuid.UUID, body: PointPatch, request: Request, 
     return await idempotent(request, session, principal, produce, status_code=200)
 
 
-@router.post("/evacuation-points/{point_id}/headcounts", status_code=201, response_model=HeadcountOut, summary="Report who stays there now")
+@router.post("/evacuation-points/{point_id}/headcounts", status_code=201, response_model=HeadcountOut, summary="Report who stays there now",
+             dependencies=[IDEMPOTENCY_KEY])
 async def report_headcount(point_id: uuid.UUID, body: HeadcountIn, request: Request, session: SessionDep,
                            principal: Principal = access.require(access.WRITE)):
     async def produce():

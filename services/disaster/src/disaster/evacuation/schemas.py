@@ -7,7 +7,7 @@ from datetime import date, datetime
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from ..fields import DistrictCode, Version, VillageCode
+from ..fields import DistrictCode, Text, Version, VillageCode
 
 MAX_PEOPLE = 1_000_000  # at one point at one time: ten times the largest capacity
 
@@ -17,7 +17,7 @@ class _In(BaseModel):
 
 
 class PointIn(_In):
-    name: str = Field(min_length=2, max_length=200, description="e.g. 'Balai Desa Sumberwuluh'")
+    name: Text(2, 200) = Field(description="e.g. 'Balai Desa Sumberwuluh'")
     village_code: VillageCode | None = Field(default=None, description="village code; or give district_code")
     district_code: DistrictCode | None = None
     latitude: float | None = Field(default=None, ge=-90, le=90)

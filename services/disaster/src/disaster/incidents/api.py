@@ -11,7 +11,7 @@ from pilar_kernel.db import SessionDep
 from pilar_kernel.idempotency import idempotent
 
 from .. import access, statistics
-from ..fields import CursorQuery, RegencyQuery
+from ..fields import IDEMPOTENCY_KEY, CursorQuery, RegencyQuery
 from . import domain, service
 from .schemas import Hazard, IncidentIn, IncidentOut, IncidentPage, Status, StatusChangeIn, StatusOut
 
@@ -27,7 +27,8 @@ async def hazards(principal: Principal = access.require(access.READ)) -> dict:
     return {"categories": {k: list(v) for k, v in domain.HAZARDS.items()}, "statuses": list(domain.STATUSES)}
 
 
-@router.post("/incidents", status_code=201, response_model=IncidentOut, summary="Record an incident with its first status")
+@router.post("/incidents", status_code=201, response_model=IncidentOut, summary="Record an incident with its first status",
+             dependencies=[IDEMPOTENCY_KEY])
 async def declare(body: IncidentIn, request: Request, session: SessionDep, principal: Principal = access.require(access.WRITE)):
     async def produce():
         return _out(await service.declare(session, principal, body.model_dump()))
@@ -55,7 +56,8 @@ async def get_incident(incident_id: uuid.UUID, session: SessionDep, principal: P
     return _out(await service.get_incident(session, principal, incident_id))
 
 
-@router.post("/incidents/{incident_id}/status", response_model=IncidentOut, summary="Change (or extend) the status under a decree")
+@router.post("/incidents/{incident_id}/status", response_model=IncidentOut, summary="Change (or extend) the status under a decree",
+             dependencies=[IDEMPOTENCY_KEY])
 async def change_status(incident_id: uuid.UUID, body: StatusChangeIn, request: Request, session: SessionDep,
                         principal: Principal = access.require(access.WRITE)):
     async def produce():

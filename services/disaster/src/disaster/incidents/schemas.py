@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..fields import DistrictCode, RegencyCode, Version
+from ..fields import DistrictCode, RegencyCode, Text, Version
 
 Category = Literal["natural", "non_natural", "social"]
 # Every hazard of any category (domain.HAZARDS); whether it fits the category is checked by the service.
@@ -23,7 +23,7 @@ class _In(BaseModel):
 
 
 class IncidentIn(_In):
-    name: str = Field(min_length=3, max_length=200, description="e.g. 'Banjir Sidoarjo Januari 2026'")
+    name: Text(3, 200) = Field(description="e.g. 'Banjir Sidoarjo Januari 2026'")
     category: Category
     hazard: Hazard = Field(description="one of the category's hazards (see GET /v1/reference/hazards)")
     regency_codes: list[RegencyCode] = Field(min_length=1, max_length=38, description="affected regencies/cities, e.g. ['35.08']")
@@ -31,8 +31,8 @@ class IncidentIn(_In):
     started_on: date
     description: str | None = Field(default=None, max_length=4000)
     status: Literal["alert", "emergency_response"] = "alert"
-    decree_number: str | None = Field(default=None, max_length=120, description="number of the status decree (SK)")
-    authority: Authority | None = None
+    decree_number: Text(1, 120) = Field(description="number of the decree (SK) declaring the first status (alert or emergency response)")
+    authority: Authority = Field(description="who declared it")
     effective_from: date | None = Field(default=None, description="defaults to started_on")
     effective_until: date | None = None
 
@@ -40,9 +40,10 @@ class IncidentIn(_In):
 class StatusChangeIn(_In):
     version: Version
     status: Status
-    decree_number: str | None = Field(default=None, max_length=120)
+    decree_number: str | None = Field(default=None, max_length=120,
+                                      description="required (with authority) for alert, emergency_response and transition")
     authority: Authority | None = None
-    effective_from: date
+    effective_from: date = Field(description="not before the current status began")
     effective_until: date | None = None
     note: str | None = Field(default=None, max_length=2000)
 

@@ -11,7 +11,7 @@ from pilar_kernel.db import SessionDep
 from pilar_kernel.idempotency import idempotent
 
 from .. import access
-from ..fields import CursorQuery, RegencyQuery
+from ..fields import IDEMPOTENCY_KEY, CursorQuery, RegencyQuery
 from . import service
 from .schemas import Condition, DamageLevel, HouseholdIn, HouseholdOut, HouseholdPage, HouseholdPatch, PersonIn, PersonOut, PersonPage, PersonPatch
 
@@ -23,7 +23,7 @@ def _key(request: Request) -> str:
 
 
 @router.post("/incidents/{incident_id}/households", status_code=201, response_model=HouseholdOut,
-             summary="Record an affected household and its members (rapid assessment)")
+             summary="Record an affected household and its members (rapid assessment)", dependencies=[IDEMPOTENCY_KEY])
 async def assess_household(incident_id: uuid.UUID, body: HouseholdIn, request: Request, session: SessionDep,
                            principal: Principal = access.require(access.WRITE)):
     async def produce():
@@ -34,7 +34,7 @@ async def assess_household(incident_id: uuid.UUID, body: HouseholdIn, request: R
 
 
 @router.post("/incidents/{incident_id}/persons", status_code=201, response_model=PersonOut,
-             summary="Record an affected person outside any assessed household")
+             summary="Record an affected person outside any assessed household", dependencies=[IDEMPOTENCY_KEY])
 async def record_person(incident_id: uuid.UUID, body: PersonIn, request: Request, session: SessionDep,
                         principal: Principal = access.require(access.WRITE)):
     async def produce():
@@ -73,7 +73,8 @@ async def get_household(household_id: uuid.UUID, session: SessionDep, principal:
     return service.household_out(household, await service.members_of(session, household.id))
 
 
-@router.patch("/households/{household_id}", response_model=HouseholdOut, summary="Re-assess damage or displacement")
+@router.patch("/households/{household_id}", response_model=HouseholdOut, summary="Re-assess damage or displacement",
+              dependencies=[IDEMPOTENCY_KEY])
 async def reassess_household(household_id: uuid.UUID, body: HouseholdPatch, request: Request, session: SessionDep,
                              principal: Principal = access.require(access.WRITE)):
     async def produce():
@@ -88,7 +89,8 @@ async def get_person(person_id: uuid.UUID, session: SessionDep, principal: Princ
     return service.person_out(await service.get_person(session, principal, person_id))
 
 
-@router.patch("/persons/{person_id}", response_model=PersonOut, summary="Update condition, displacement or evacuation point")
+@router.patch("/persons/{person_id}", response_model=PersonOut, summary="Update condition, displacement or evacuation point",
+              dependencies=[IDEMPOTENCY_KEY])
 async def update_person(person_id: uuid.UUID, body: PersonPatch, request: Request, session: SessionDep,
                         principal: Principal = access.require(access.WRITE)):
     async def produce():

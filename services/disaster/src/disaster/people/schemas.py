@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ..fields import Version, VillageCode
+from ..fields import Text, Version, VillageCode
 
 DamageLevel = Literal["none", "light", "moderate", "heavy"]
 Condition = Literal["unharmed", "injured", "missing", "dead"]
@@ -25,7 +25,7 @@ class _In(BaseModel):
 
 class MemberIn(_In):
     nik: str | None = Field(default=None, max_length=40, description="16-digit NIK when known (spaces allowed); hashed at once, never stored")
-    name: str = Field(min_length=1, max_length=200)
+    name: Text(1, 200)
     sex: Literal["M", "F"]
     birth_date: date | None = None
     relationship: Relationship | None = None

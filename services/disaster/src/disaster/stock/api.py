@@ -15,7 +15,7 @@ from pilar_kernel.idempotency import idempotent
 from pilar_kernel.problems import problem_responses
 
 from .. import access
-from ..fields import ITEM_CODE_PATTERN, RegencyQuery
+from ..fields import IDEMPOTENCY_KEY, ITEM_CODE_PATTERN, RegencyQuery
 from . import service
 from .schemas import (
     ActionIn,
@@ -47,7 +47,7 @@ async def list_items(session: SessionDep, principal: Principal = access.require(
     return [ItemOut.model_validate(i, from_attributes=True).model_dump() for i in (await service.items(session)).values()]
 
 
-@router.post("/items", status_code=201, response_model=ItemOut, summary="Add an item to the catalogue")
+@router.post("/items", status_code=201, response_model=ItemOut, summary="Add an item to the catalogue", dependencies=[IDEMPOTENCY_KEY])
 async def add_item(body: ItemIn, request: Request, session: SessionDep, principal: Principal = access.require(access.ADMIN)):
     async def produce():
         return ItemOut.model_validate(await service.add_item(session, principal, body.model_dump()), from_attributes=True).model_dump()
@@ -56,7 +56,7 @@ async def add_item(body: ItemIn, request: Request, session: SessionDep, principa
 
 
 @router.post("/warehouses", status_code=201, response_model=WarehouseOut, summary="Register a province, regency or field warehouse",
-             responses=problem_responses(404))
+             responses=problem_responses(404), dependencies=[IDEMPOTENCY_KEY])
 async def create_warehouse(body: WarehouseIn, request: Request, session: SessionDep, principal: Principal = access.require(access.ADMIN)):
     async def produce():
         return _w(await service.create_warehouse(session, principal, body.model_dump()))
@@ -91,7 +91,8 @@ async def set_minimum(warehouse_id: uuid.UUID, item_code: Annotated[str, Path(pa
             "minimum": await service.set_minimum(session, principal, warehouse_id, item_code, body.minimum)}
 
 
-@router.post("/warehouses/{warehouse_id}/receipts", status_code=201, response_model=ReceiptOut, summary="Receive goods into stock")
+@router.post("/warehouses/{warehouse_id}/receipts", status_code=201, response_model=ReceiptOut, summary="Receive goods into stock",
+             dependencies=[IDEMPOTENCY_KEY])
 async def receive(warehouse_id: uuid.UUID, body: ReceiptIn, request: Request, session: SessionDep,
                   principal: Principal = access.require(access.WRITE)):
     async def produce():
@@ -108,7 +109,8 @@ async def list_alerts(session: SessionDep, principal: Principal = access.require
     return [a.model_dump() for a in await service.alerts(session, principal, open_only=open)]
 
 
-@router.post("/incidents/{incident_id}/stock-requests", status_code=201, response_model=RequestOut, summary="Request goods for an incident")
+@router.post("/incidents/{incident_id}/stock-requests", status_code=201, response_model=RequestOut, summary="Request goods for an incident",
+             dependencies=[IDEMPOTENCY_KEY])
 async def create_request(incident_id: uuid.UUID, body: RequestIn, request: Request, session: SessionDep,
                          principal: Principal = access.require(access.WRITE)):
     async def produce():
@@ -131,7 +133,8 @@ async def get_request(request_id: uuid.UUID, session: SessionDep, principal: Pri
     return await service.request_out(session, await service.get_request(session, principal, request_id))
 
 
-@router.post("/stock-requests/{request_id}/approve", response_model=RequestOut, summary="Approve a request (not one's own)")
+@router.post("/stock-requests/{request_id}/approve", response_model=RequestOut, summary="Approve a request (not one's own)",
+             dependencies=[IDEMPOTENCY_KEY])
 async def approve(request_id: uuid.UUID, body: ActionIn, request: Request, session: SessionDep,
                   principal: Principal = access.require(access.APPROVE)):
     async def produce():
@@ -140,7 +143,8 @@ async def approve(request_id: uuid.UUID, body: ActionIn, request: Request, sessi
     return await idempotent(request, session, principal, produce, status_code=200)
 
 
-@router.post("/stock-requests/{request_id}/ship", response_model=RequestOut, summary="Ship an approved request, first expiring first")
+@router.post("/stock-requests/{request_id}/ship", response_model=RequestOut, summary="Ship an approved request, first expiring first",
+             dependencies=[IDEMPOTENCY_KEY])
 async def ship(request_id: uuid.UUID, body: ActionIn, request: Request, session: SessionDep, principal: Principal = access.require(access.WRITE)):
     async def produce():
         return await service.request_out(session, await service.ship(session, principal, request_id, body.version))
@@ -148,7 +152,8 @@ async def ship(request_id: uuid.UUID, body: ActionIn, request: Request, session:
     return await idempotent(request, session, principal, produce, status_code=200)
 
 
-@router.post("/stock-requests/{request_id}/receive", response_model=RequestOut, summary="Confirm a shipment arrived")
+@router.post("/stock-requests/{request_id}/receive", response_model=RequestOut, summary="Confirm a shipment arrived",
+             dependencies=[IDEMPOTENCY_KEY])
 async def receive_shipment(request_id: uuid.UUID, body: ActionIn, request: Request, session: SessionDep,
                            principal: Principal = access.require(access.WRITE)):
     async def produce():
@@ -157,7 +162,8 @@ async def receive_shipment(request_id: uuid.UUID, body: ActionIn, request: Reque
     return await idempotent(request, session, principal, produce, status_code=200)
 
 
-@router.post("/stock-requests/{request_id}/cancel", response_model=RequestOut, summary="Withdraw a draft or approved request")
+@router.post("/stock-requests/{request_id}/cancel", response_model=RequestOut, summary="Withdraw a draft or approved request",
+             dependencies=[IDEMPOTENCY_KEY])
 async def cancel(request_id: uuid.UUID, body: CancelIn, request: Request, session: SessionDep,
                  principal: Principal = access.require(access.WRITE)):
     async def produce():
@@ -167,7 +173,7 @@ async def cancel(request_id: uuid.UUID, body: CancelIn, request: Request, sessio
 
 
 @router.post("/incidents/{incident_id}/distributions", status_code=201, response_model=DistributionOut,
-             summary="Record goods handed to a person, a household or an evacuation point")
+             summary="Record goods handed to a person, a household or an evacuation point", dependencies=[IDEMPOTENCY_KEY])
 async def distribute(incident_id: uuid.UUID, body: DistributionIn, request: Request, session: SessionDep,
                      principal: Principal = access.require(access.WRITE)):
     async def produce():

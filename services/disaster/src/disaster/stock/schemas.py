@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..fields import ITEM_CODE_PATTERN, ItemCode, RegencyCode, Version
+from ..fields import ITEM_CODE_PATTERN, ItemCode, RegencyCode, Text, Version
 
 MAX_LINE = 10_000_000  # units of one item on one line
 MAX_MINIMUM = 1_000_000_000  # a minimum level above a billion units is a typing error
@@ -20,7 +20,7 @@ class _In(BaseModel):
 
 class WarehouseIn(_In):
     code: str = Field(pattern=r"^[A-Za-z0-9._-]{2,40}$")
-    name: str = Field(min_length=2, max_length=200)
+    name: Text(2, 200)
     level: Literal["province", "regency", "field"]
     regency_code: RegencyCode | None = Field(default=None, description="required for regency and field warehouses")
     incident_id: uuid.UUID | None = Field(default=None, description="the incident a field warehouse serves")
@@ -38,8 +38,8 @@ class WarehouseOut(BaseModel):
 
 class ItemIn(_In):
     code: str = Field(pattern=ITEM_CODE_PATTERN)
-    name: str = Field(min_length=2, max_length=200)
-    unit: str = Field(min_length=1, max_length=20)
+    name: Text(2, 200)
+    unit: Text(1, 20)
     perishable: bool = False
     assistive: bool = False
 
@@ -67,7 +67,7 @@ class ReceiptLineIn(LineIn):
 
 class ReceiptIn(_In):
     received_on: date
-    source: str = Field(min_length=2, max_length=200, description="e.g. 'APBD 2026', 'Kemensos', 'donation PT X'")
+    source: Text(2, 200) = Field(description="e.g. 'APBD 2026', 'Kemensos', 'donation PT X'")
     reference: str | None = Field(default=None, max_length=200)
     lines: list[ReceiptLineIn] = Field(min_length=1, max_length=200)
 
@@ -102,7 +102,7 @@ class ActionIn(_In):
 
 
 class CancelIn(ActionIn):
-    reason: str = Field(min_length=3, max_length=500)
+    reason: Text(3, 500)
 
 
 class RequestOut(BaseModel):

@@ -11,7 +11,7 @@ from pilar_kernel.db import SessionDep
 from pilar_kernel.idempotency import idempotent
 
 from .. import access
-from ..fields import CursorQuery, RegencyQuery
+from ..fields import IDEMPOTENCY_KEY, CursorQuery, RegencyQuery
 from . import service
 from .schemas import DeploymentIn, DeploymentOut, DeploymentPatch, Rank, Skill, VolunteerIn, VolunteerOut, VolunteerPage, VolunteerPatch
 
@@ -26,7 +26,8 @@ def _d(d) -> dict:
     return DeploymentOut.model_validate(d, from_attributes=True).model_dump()
 
 
-@router.post("/volunteers", status_code=201, response_model=VolunteerOut, summary="Register a Tagana volunteer")
+@router.post("/volunteers", status_code=201, response_model=VolunteerOut, summary="Register a Tagana volunteer",
+             dependencies=[IDEMPOTENCY_KEY])
 async def register(body: VolunteerIn, request: Request, session: SessionDep, principal: Principal = access.require(access.WRITE)):
     async def produce():
         return _v(await service.register(session, principal, body.model_dump()))
@@ -49,7 +50,7 @@ async def get_volunteer(volunteer_id: uuid.UUID, session: SessionDep, principal:
     return _v(await service.get_volunteer(session, principal, volunteer_id))
 
 
-@router.patch("/volunteers/{volunteer_id}", response_model=VolunteerOut)
+@router.patch("/volunteers/{volunteer_id}", response_model=VolunteerOut, dependencies=[IDEMPOTENCY_KEY])
 async def update_volunteer(volunteer_id: uuid.UUID, body: VolunteerPatch, request: Request, session: SessionDep,
                            principal: Principal = access.require(access.WRITE)):
     async def produce():
@@ -65,7 +66,7 @@ async def volunteer_deployments(volunteer_id: uuid.UUID, session: SessionDep, pr
 
 
 @router.post("/incidents/{incident_id}/deployments", status_code=201, response_model=DeploymentOut,
-             summary="Deploy a volunteer to an incident (never overlapping another deployment)")
+             summary="Deploy a volunteer to an incident (never overlapping another deployment)", dependencies=[IDEMPOTENCY_KEY])
 async def deploy(incident_id: uuid.UUID, body: DeploymentIn, request: Request, session: SessionDep,
                  principal: Principal = access.require(access.WRITE)):
     async def produce():
@@ -82,7 +83,8 @@ async def incident_deployments(incident_id: uuid.UUID, session: SessionDep, prin
     return [_d(d) for d in await service.deployments_of(session, principal, incident_id=incident_id)]
 
 
-@router.patch("/deployments/{deployment_id}", response_model=DeploymentOut, summary="End a deployment or log its hours")
+@router.patch("/deployments/{deployment_id}", response_model=DeploymentOut, summary="End a deployment or log its hours",
+              dependencies=[IDEMPOTENCY_KEY])
 async def end_deployment(deployment_id: uuid.UUID, body: DeploymentPatch, request: Request, session: SessionDep,
                          principal: Principal = access.require(access.WRITE)):
     async def produce():

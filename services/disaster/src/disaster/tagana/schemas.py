@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..fields import RegencyCode, Version
+from ..fields import RegencyCode, Text, Version
 
 MAX_HOURS = 24 * 366 * 5  # a deployment logs at most 24 hours a day; none lasts five years
 
@@ -25,7 +25,7 @@ class _In(BaseModel):
 
 class VolunteerIn(_In):
     member_number: str = Field(pattern=r"^[A-Za-z0-9./-]{4,40}$", description="Tagana member number")
-    name: str = Field(min_length=1, max_length=200)
+    name: Text(1, 200)
     rank: Rank
     regency_code: RegencyCode
     skills: list[Skill] = Field(default_factory=list, max_length=11)
