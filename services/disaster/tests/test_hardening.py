@@ -220,6 +220,8 @@ async def test_volunteers_are_found_by_skill(disaster):
     ("get", "/v1/incidents?status=burning", None, "query.status"),
     ("get", "/v1/warehouses?level=cellar", None, "query.level"),
     ("get", "/v1/incidents/{i}/households?damage_level=total", None, "query.damage_level"),
+    ("get", "/v1/warehouses?regency_code=35.08%00", None, "query.regency_code"),  # a NUL in a list filter
+    ("post", "/v1/incidents/{i}/persons", {"name": "Pak\u0000Min", "sex": "M", "village_code": "35.08.01.2001"}, "body.name"),
 ])
 async def test_bad_input_is_a_422_naming_the_field(disaster, method, path, body, field):
     inc = await declare(disaster)
