@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from sqlalchemy import or_
+
 from pilar_kernel.auth import Principal, require_scopes
 from pilar_kernel.problems import Forbidden, NotFound
 
@@ -16,8 +18,20 @@ ALL_SCOPES = (READ, WRITE, APPROVE, ADMIN)
 
 
 def acting_user(principal: Principal) -> str:
-    """The officer acting: the token's ``user`` claim, else the client itself."""
-    return str(principal.claims.get("user") or principal.subject)
+    """The officer acting: the kernel's ``Principal.actor`` (the token's ``user`` claim, else the
+    client itself, case-folded). The gateway accepts a user name in any case, so ``QA.PREP`` and
+    ``qa.prep`` are one officer: four-eyes comparisons and the "who did it" columns use it."""
+    return principal.actor
+
+
+def same_actor(a: str | None, b: str | None) -> bool:
+    """Whether two recorded actors are one officer (records written before folding keep their case)."""
+    return a is not None and b is not None and a.casefold() == b.casefold()
+
+
+def in_region(column, region: str):
+    """SQL: ``column`` is the region ``region`` or lies inside it (``35.08`` and ``35.08.*``)."""
+    return or_(column == region, column.startswith(region + ".", autoescape=True))
 
 
 def sees_any(principal: Principal, codes: Iterable[str | None]) -> bool:

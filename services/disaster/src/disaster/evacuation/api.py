@@ -12,13 +12,15 @@ from pilar_kernel.db import SessionDep
 from pilar_kernel.idempotency import idempotent
 
 from .. import access
+from ..fields import IDEMPOTENCY_KEY
 from . import service
 from .schemas import HeadcountIn, HeadcountOut, KitchenIn, KitchenOut, PointIn, PointOut, PointPatch
 
 router = APIRouter(prefix="/v1", tags=["evacuation"])
 
 
-@router.post("/incidents/{incident_id}/evacuation-points", status_code=201, response_model=PointOut, summary="Open an evacuation point")
+@router.post("/incidents/{incident_id}/evacuation-points", status_code=201, response_model=PointOut, summary="Open an evacuation point",
+             dependencies=[IDEMPOTENCY_KEY])
 async def open_point(incident_id: uuid.UUID, body: PointIn, request: Request, session: SessionDep,
                      principal: Principal = access.require(access.WRITE)):
     async def produce():
@@ -41,16 +43,26 @@ async def get_point(point_id: uuid.UUID, session: SessionDep, principal: Princip
     return service.point_out(point, await service.latest(session, point.id))
 
 
-@router.patch("/evacuation-points/{point_id}", response_model=PointOut, summary="Change capacity or close the point")
-async def update_point(point_id: uuid.UUID, body: PointPatch, session: SessionDep, principal: Principal = access.require(access.WRITE)):
-    point = await service.update_point(session, principal, point_id, body.model_dump(exclude_unset=True))
-    return service.point_out(point, await service.latest(session, point.id))
+@router.patch("/evacuation-points/{point_id}", response_model=PointOut, summary="Change capacity or close the point",
+              dependencies=[IDEMPOTENCY_KEY])
+async def update_point(point_id: uuid.UUID, body: PointPatch, request: Request, session: SessionDep,
+                       principal: Principal = access.require(access.WRITE)):
+    async def produce():
+        point = await service.update_point(session, principal, point_id, body.model_dump(exclude_unset=True))
+        return service.point_out(point, await service.latest(session, point.id))
+
+    return await idempotent(request, session, principal, produce, status_code=200)
 
 
-@router.post("/evacuation-points/{point_id}/headcounts", status_code=201, response_model=HeadcountOut, summary="Report who stays there now")
-async def report_headcount(point_id: uuid.UUID, body: HeadcountIn, session: SessionDep, principal: Principal = access.require(access.WRITE)):
-    row = await service.report_headcount(session, principal, point_id, body.model_dump())
-    return service.headcount_out(row, await service.get_point(session, principal, point_id))
+@router.post("/evacuation-points/{point_id}/headcounts", status_code=201, response_model=HeadcountOut, summary="Report who stays there now",
+             dependencies=[IDEMPOTENCY_KEY])
+async def report_headcount(point_id: uuid.UUID, body: HeadcountIn, request: Request, session: SessionDep,
+                           principal: Principal = access.require(access.WRITE)):
+    async def produce():
+        row = await service.report_headcount(session, principal, point_id, body.model_dump())
+        return service.headcount_out(row, await service.get_point(session, principal, point_id))
+
+    return await idempotent(request, session, principal, produce)
 
 
 @router.get("/evacuation-points/{point_id}/headcounts", response_model=list[HeadcountOut], summary="Headcounts over time")

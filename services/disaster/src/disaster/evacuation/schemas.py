@@ -5,7 +5,11 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from ..fields import DistrictCode, Text, Version, VillageCode
+
+MAX_PEOPLE = 1_000_000  # at one point at one time: ten times the largest capacity
 
 
 class _In(BaseModel):
@@ -13,9 +17,9 @@ class _In(BaseModel):
 
 
 class PointIn(_In):
-    name: str = Field(min_length=2, max_length=200, description="e.g. 'Balai Desa Sumberwuluh'")
-    village_code: str | None = Field(default=None, description="village code; or give district_code")
-    district_code: str | None = None
+    name: Text(2, 200) = Field(description="e.g. 'Balai Desa Sumberwuluh'")
+    village_code: VillageCode | None = Field(default=None, description="village code; or give district_code")
+    district_code: DistrictCode | None = None
     latitude: float | None = Field(default=None, ge=-90, le=90)
     longitude: float | None = Field(default=None, ge=-180, le=180)
     capacity: int = Field(ge=1, le=100_000)
@@ -23,18 +27,18 @@ class PointIn(_In):
 
 
 class PointPatch(_In):
-    version: int
+    version: Version
     capacity: int | None = Field(default=None, ge=1, le=100_000)
     closed_on: date | None = None
 
 
 class HeadcountIn(_In):
-    reported_at: datetime
-    total: int = Field(ge=0)
-    elderly: int = Field(default=0, ge=0)
-    disabled: int = Field(default=0, ge=0)
-    children: int = Field(default=0, ge=0)
-    pregnant: int = Field(default=0, ge=0)
+    reported_at: AwareDatetime = Field(description="with its UTC offset, e.g. 2026-01-05T08:00:00+07:00")
+    total: int = Field(ge=0, le=MAX_PEOPLE)
+    elderly: int = Field(default=0, ge=0, le=MAX_PEOPLE)
+    disabled: int = Field(default=0, ge=0, le=MAX_PEOPLE)
+    children: int = Field(default=0, ge=0, le=MAX_PEOPLE)
+    pregnant: int = Field(default=0, ge=0, le=MAX_PEOPLE)
 
 
 class KitchenIn(_In):

@@ -11,8 +11,9 @@ from pilar_kernel.db import SessionDep
 from pilar_kernel.idempotency import idempotent
 
 from .. import access, statistics
+from ..fields import IDEMPOTENCY_KEY, CursorQuery, RegencyQuery
 from . import domain, service
-from .schemas import IncidentIn, IncidentOut, IncidentPage, StatusChangeIn, StatusOut
+from .schemas import Hazard, IncidentIn, IncidentOut, IncidentPage, Status, StatusChangeIn, StatusOut
 
 router = APIRouter(prefix="/v1", tags=["incidents"])
 
@@ -26,7 +27,8 @@ async def hazards(principal: Principal = access.require(access.READ)) -> dict:
     return {"categories": {k: list(v) for k, v in domain.HAZARDS.items()}, "statuses": list(domain.STATUSES)}
 
 
-@router.post("/incidents", status_code=201, response_model=IncidentOut, summary="Record an incident with its first status")
+@router.post("/incidents", status_code=201, response_model=IncidentOut, summary="Record an incident with its first status",
+             dependencies=[IDEMPOTENCY_KEY])
 async def declare(body: IncidentIn, request: Request, session: SessionDep, principal: Principal = access.require(access.WRITE)):
     async def produce():
         return _out(await service.declare(session, principal, body.model_dump()))
@@ -38,11 +40,11 @@ async def declare(body: IncidentIn, request: Request, session: SessionDep, princ
 async def list_incidents(
     session: SessionDep,
     principal: Principal = access.require(access.READ),
-    status: str | None = Query(default=None),
-    regency_code: str | None = Query(default=None),
-    hazard: str | None = Query(default=None),
+    status: Status | None = Query(default=None),
+    regency_code: RegencyQuery = None,
+    hazard: Hazard | None = Query(default=None),
     limit: int = Query(default=50, ge=1, le=500),
-    cursor: str | None = Query(default=None),
+    cursor: CursorQuery = None,
 ) -> dict:
     rows, next_cursor = await service.list_incidents(session, principal, status=status, regency_code=regency_code, hazard=hazard,
                                                      limit=limit, cursor=cursor)
@@ -54,9 +56,14 @@ async def get_incident(incident_id: uuid.UUID, session: SessionDep, principal: P
     return _out(await service.get_incident(session, principal, incident_id))
 
 
-@router.post("/incidents/{incident_id}/status", response_model=IncidentOut, summary="Change (or extend) the status under a decree")
-async def change_status(incident_id: uuid.UUID, body: StatusChangeIn, session: SessionDep, principal: Principal = access.require(access.WRITE)):
-    return _out(await service.change_status(session, principal, incident_id, body.model_dump()))
+@router.post("/incidents/{incident_id}/status", response_model=IncidentOut, summary="Change (or extend) the status under a decree",
+             dependencies=[IDEMPOTENCY_KEY])
+async def change_status(incident_id: uuid.UUID, body: StatusChangeIn, request: Request, session: SessionDep,
+                        principal: Principal = access.require(access.WRITE)):
+    async def produce():
+        return _out(await service.change_status(session, principal, incident_id, body.model_dump()))
+
+    return await idempotent(request, session, principal, produce, status_code=200)
 
 
 @router.get("/incidents/{incident_id}/status-history", response_model=list[StatusOut], summary="Every status the incident had")

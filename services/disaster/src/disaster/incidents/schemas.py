@@ -8,7 +8,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..fields import DistrictCode, RegencyCode, Text, Version
+
 Category = Literal["natural", "non_natural", "social"]
+# Every hazard of any category (domain.HAZARDS); whether it fits the category is checked by the service.
+Hazard = Literal["flood", "flash_flood", "landslide", "eruption", "earthquake", "tsunami", "tornado", "drought", "extreme_weather",
+                 "abrasion", "fire", "epidemic", "technology_failure", "pollution", "other", "conflict", "terror"]
 Status = Literal["alert", "emergency_response", "transition", "recovery", "closed"]
 Authority = Literal["regent", "mayor", "governor", "president", "head_of_agency"]
 
@@ -18,26 +23,27 @@ class _In(BaseModel):
 
 
 class IncidentIn(_In):
-    name: str = Field(min_length=3, max_length=200, description="e.g. 'Banjir Sidoarjo Januari 2026'")
+    name: Text(3, 200) = Field(description="e.g. 'Banjir Sidoarjo Januari 2026'")
     category: Category
-    hazard: str = Field(description="flood, landslide, eruption, earthquake, tornado, drought, fire... (see GET /v1/reference/hazards)")
-    regency_codes: list[str] = Field(min_length=1, max_length=38, description="affected regencies/cities, e.g. ['35.08']")
-    district_codes: list[str] = Field(default_factory=list, max_length=700, description="affected districts inside those regencies")
+    hazard: Hazard = Field(description="one of the category's hazards (see GET /v1/reference/hazards)")
+    regency_codes: list[RegencyCode] = Field(min_length=1, max_length=38, description="affected regencies/cities, e.g. ['35.08']")
+    district_codes: list[DistrictCode] = Field(default_factory=list, max_length=700, description="affected districts inside those regencies")
     started_on: date
     description: str | None = Field(default=None, max_length=4000)
     status: Literal["alert", "emergency_response"] = "alert"
-    decree_number: str | None = Field(default=None, max_length=120, description="number of the status decree (SK)")
-    authority: Authority | None = None
+    decree_number: Text(1, 120) = Field(description="number of the decree (SK) declaring the first status (alert or emergency response)")
+    authority: Authority = Field(description="who declared it")
     effective_from: date | None = Field(default=None, description="defaults to started_on")
     effective_until: date | None = None
 
 
 class StatusChangeIn(_In):
-    version: int = Field(description="the incident version you read; a stale one is refused with 409")
+    version: Version
     status: Status
-    decree_number: str | None = Field(default=None, max_length=120)
+    decree_number: str | None = Field(default=None, max_length=120,
+                                      description="required (with authority) for alert, emergency_response and transition")
     authority: Authority | None = None
-    effective_from: date
+    effective_from: date = Field(description="not before the current status began")
     effective_until: date | None = None
     note: str | None = Field(default=None, max_length=2000)
 

@@ -7,17 +7,18 @@ import uuid
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import literal, text, tuple_
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from pilar_kernel import regions
 from pilar_kernel.auth import Principal
-from pilar_kernel.pagination import decode_cursor, page
+from pilar_kernel.pagination import page
 from pilar_kernel.problems import Conflict, Forbidden, NotFound
 
 from .. import access
 from ..events import IncidentDeclared, IncidentStatusChanged, emit
+from ..fields import cursor_values
 from ..places import check_code, invalid
 from . import domain
 from .models import Incident, IncidentStatus
@@ -145,13 +146,13 @@ async def list_incidents(session: AsyncSession, principal: Principal, *, status:
         stmt = stmt.where(text("EXISTS (SELECT 1 FROM unnest(incident.regency_codes) r WHERE r = :reg OR r LIKE :reg || '.%')")
                           .bindparams(reg=principal.region))
     if regency_code:
-        stmt = stmt.where(Incident.regency_codes.contains([regency_code]))
+        stmt = stmt.where(Incident.regency_codes.contains([regions.normalise(regency_code)]))
     if status:
         stmt = stmt.where(Incident.status == status)
     if hazard:
         stmt = stmt.where(Incident.hazard == hazard)
-    after = decode_cursor(cursor)
+    after = cursor_values(cursor, date, uuid.UUID)
     if after:
-        stmt = stmt.where(text("(incident.started_on, incident.id) < (CAST(:d AS date), CAST(:i AS uuid))").bindparams(d=after[0], i=after[1]))
+        stmt = stmt.where(tuple_(Incident.started_on, Incident.id) < tuple_(literal(after[0]), literal(after[1])))
     rows = list((await session.exec(stmt.order_by(Incident.started_on.desc(), Incident.id.desc()).limit(limit + 1))).all())
     return page(rows, limit, lambda r: [r.started_on.isoformat(), str(r.id)])

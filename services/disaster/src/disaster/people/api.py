@@ -11,8 +11,9 @@ from pilar_kernel.db import SessionDep
 from pilar_kernel.idempotency import idempotent
 
 from .. import access
+from ..fields import IDEMPOTENCY_KEY, CursorQuery, RegencyQuery
 from . import service
-from .schemas import HouseholdIn, HouseholdOut, HouseholdPage, HouseholdPatch, PersonIn, PersonOut, PersonPage, PersonPatch
+from .schemas import Condition, DamageLevel, HouseholdIn, HouseholdOut, HouseholdPage, HouseholdPatch, PersonIn, PersonOut, PersonPage, PersonPatch
 
 router = APIRouter(prefix="/v1", tags=["assessment"])
 
@@ -22,7 +23,7 @@ def _key(request: Request) -> str:
 
 
 @router.post("/incidents/{incident_id}/households", status_code=201, response_model=HouseholdOut,
-             summary="Record an affected household and its members (rapid assessment)")
+             summary="Record an affected household and its members (rapid assessment)", dependencies=[IDEMPOTENCY_KEY])
 async def assess_household(incident_id: uuid.UUID, body: HouseholdIn, request: Request, session: SessionDep,
                            principal: Principal = access.require(access.WRITE)):
     async def produce():
@@ -33,7 +34,7 @@ async def assess_household(incident_id: uuid.UUID, body: HouseholdIn, request: R
 
 
 @router.post("/incidents/{incident_id}/persons", status_code=201, response_model=PersonOut,
-             summary="Record an affected person outside any assessed household")
+             summary="Record an affected person outside any assessed household", dependencies=[IDEMPOTENCY_KEY])
 async def record_person(incident_id: uuid.UUID, body: PersonIn, request: Request, session: SessionDep,
                         principal: Principal = access.require(access.WRITE)):
     async def produce():
@@ -44,8 +45,8 @@ async def record_person(incident_id: uuid.UUID, body: PersonIn, request: Request
 
 @router.get("/incidents/{incident_id}/households", response_model=HouseholdPage)
 async def list_households(incident_id: uuid.UUID, session: SessionDep, principal: Principal = access.require(access.READ),
-                          damage_level: str | None = Query(default=None), regency_code: str | None = Query(default=None),
-                          limit: int = Query(default=100, ge=1, le=500), cursor: str | None = Query(default=None)) -> dict:
+                          damage_level: DamageLevel | None = Query(default=None), regency_code: RegencyQuery = None,
+                          limit: int = Query(default=100, ge=1, le=500), cursor: CursorQuery = None) -> dict:
     from ..incidents import service as incidents
 
     await incidents.get_incident(session, principal, incident_id)
@@ -56,8 +57,8 @@ async def list_households(incident_id: uuid.UUID, session: SessionDep, principal
 
 @router.get("/incidents/{incident_id}/persons", response_model=PersonPage)
 async def list_persons(incident_id: uuid.UUID, session: SessionDep, principal: Principal = access.require(access.READ),
-                       condition: str | None = Query(default=None), displaced: bool | None = Query(default=None),
-                       limit: int = Query(default=100, ge=1, le=500), cursor: str | None = Query(default=None)) -> dict:
+                       condition: Condition | None = Query(default=None), displaced: bool | None = Query(default=None),
+                       limit: int = Query(default=100, ge=1, le=500), cursor: CursorQuery = None) -> dict:
     from ..incidents import service as incidents
 
     await incidents.get_incident(session, principal, incident_id)
@@ -72,11 +73,15 @@ async def get_household(household_id: uuid.UUID, session: SessionDep, principal:
     return service.household_out(household, await service.members_of(session, household.id))
 
 
-@router.patch("/households/{household_id}", response_model=HouseholdOut, summary="Re-assess damage or displacement")
-async def reassess_household(household_id: uuid.UUID, body: HouseholdPatch, session: SessionDep,
+@router.patch("/households/{household_id}", response_model=HouseholdOut, summary="Re-assess damage or displacement",
+              dependencies=[IDEMPOTENCY_KEY])
+async def reassess_household(household_id: uuid.UUID, body: HouseholdPatch, request: Request, session: SessionDep,
                              principal: Principal = access.require(access.WRITE)):
-    household = await service.reassess_household(session, principal, household_id, body.model_dump(exclude_unset=True))
-    return service.household_out(household, await service.members_of(session, household.id))
+    async def produce():
+        household = await service.reassess_household(session, principal, household_id, body.model_dump(exclude_unset=True))
+        return service.household_out(household, await service.members_of(session, household.id))
+
+    return await idempotent(request, session, principal, produce, status_code=200)
 
 
 @router.get("/persons/{person_id}", response_model=PersonOut)
@@ -84,6 +89,11 @@ async def get_person(person_id: uuid.UUID, session: SessionDep, principal: Princ
     return service.person_out(await service.get_person(session, principal, person_id))
 
 
-@router.patch("/persons/{person_id}", response_model=PersonOut, summary="Update condition, displacement or evacuation point")
-async def update_person(person_id: uuid.UUID, body: PersonPatch, session: SessionDep, principal: Principal = access.require(access.WRITE)):
-    return service.person_out(await service.update_person(session, principal, person_id, body.model_dump(exclude_unset=True)))
+@router.patch("/persons/{person_id}", response_model=PersonOut, summary="Update condition, displacement or evacuation point",
+              dependencies=[IDEMPOTENCY_KEY])
+async def update_person(person_id: uuid.UUID, body: PersonPatch, request: Request, session: SessionDep,
+                        principal: Principal = access.require(access.WRITE)):
+    async def produce():
+        return service.person_out(await service.update_person(session, principal, person_id, body.model_dump(exclude_unset=True)))
+
+    return await idempotent(request, session, principal, produce, status_code=200)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime
 
-from sqlalchemy import ARRAY, CheckConstraint, Column, DateTime, ForeignKey, Index, Text, func, text
+from sqlalchemy import CheckConstraint, Column, DateTime, ForeignKey, Index, Text, func, text
+from sqlalchemy.dialects.postgresql import ARRAY  # PostgreSQL's own: .contains() is the @> operator
 from sqlmodel import Field
 
 from ..base import Model

@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ..fields import Text, Version, VillageCode
+
 DamageLevel = Literal["none", "light", "moderate", "heavy"]
 Condition = Literal["unharmed", "injured", "missing", "dead"]
 Vulnerability = Literal["elderly", "disabled", "child", "pregnant"]
@@ -22,14 +24,14 @@ class _In(BaseModel):
 
 
 class MemberIn(_In):
-    nik: str | None = Field(default=None, description="16-digit NIK when known; hashed at once, never stored")
-    name: str = Field(min_length=1, max_length=200)
+    nik: str | None = Field(default=None, max_length=40, description="16-digit NIK when known (spaces allowed); hashed at once, never stored")
+    name: Text(1, 200)
     sex: Literal["M", "F"]
     birth_date: date | None = None
     relationship: Relationship | None = None
     condition: Condition = "unharmed"
     displaced: bool | None = Field(default=None, description="defaults to the household's")
-    vulnerabilities: list[Vulnerability] = Field(default_factory=list)
+    vulnerabilities: list[Vulnerability] = Field(default_factory=list, max_length=4)
     evacuation_point_id: uuid.UUID | None = None
 
     @field_validator("nik")
@@ -39,8 +41,8 @@ class MemberIn(_In):
 
 
 class HouseholdIn(_In):
-    kk_number: str | None = Field(default=None, description="16-digit family card number when known; hashed, never stored")
-    village_code: str = Field(description="Kemendagri village code, e.g. 35.08.01.2001")
+    kk_number: str | None = Field(default=None, max_length=40, description="16-digit family card number when known; hashed, never stored")
+    village_code: VillageCode = Field(description="Kemendagri village code, e.g. 35.08.01.2001")
     damage_level: DamageLevel
     displaced: bool = False
     member_count: int | None = Field(default=None, ge=1, le=60, description="people in the household; defaults to the members listed")
@@ -48,21 +50,21 @@ class HouseholdIn(_In):
 
 
 class PersonIn(MemberIn):
-    village_code: str
+    village_code: VillageCode
 
 
 class HouseholdPatch(_In):
-    version: int
+    version: Version
     damage_level: DamageLevel | None = None
     displaced: bool | None = None
     member_count: int | None = Field(default=None, ge=1, le=60)
 
 
 class PersonPatch(_In):
-    version: int
+    version: Version
     condition: Condition | None = None
     displaced: bool | None = None
-    vulnerabilities: list[Vulnerability] | None = None
+    vulnerabilities: list[Vulnerability] | None = Field(default=None, max_length=4)
     evacuation_point_id: uuid.UUID | None = None
 
 

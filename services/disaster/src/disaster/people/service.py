@@ -16,15 +16,17 @@ from sqlalchemy import text
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from pilar_kernel import regions
 from pilar_kernel.auth import Principal
 from pilar_kernel.nik import validate_nik
-from pilar_kernel.pagination import decode_cursor, page
+from pilar_kernel.pagination import page
 from pilar_kernel.pii import nik_hash
 from pilar_kernel.problems import Conflict, NotFound
 
 from .. import access
 from ..events import HouseholdAffected, PersonAffected, emit
 from ..evacuation.models import EvacuationPoint
+from ..fields import cursor_values
 from ..incidents import service as incidents
 from ..incidents.models import Incident
 from ..places import address, invalid
@@ -303,12 +305,12 @@ async def list_households(session: AsyncSession, principal: Principal, incident_
         stmt = stmt.where(text("(affected_household.regency_code = :reg OR affected_household.regency_code LIKE :reg || '.%')")
                           .bindparams(reg=principal.region))
     if regency_code:
-        stmt = stmt.where(AffectedHousehold.regency_code == regency_code)
+        stmt = stmt.where(AffectedHousehold.regency_code == regions.normalise(regency_code))
     if damage_level:
         stmt = stmt.where(AffectedHousehold.damage_level == damage_level)
-    after = decode_cursor(cursor)
+    after = cursor_values(cursor, uuid.UUID)
     if after:
-        stmt = stmt.where(AffectedHousehold.id > uuid.UUID(after[0]))
+        stmt = stmt.where(AffectedHousehold.id > after[0])
     rows = list((await session.exec(stmt.order_by(AffectedHousehold.id).limit(limit + 1))).all())
     return page(rows, limit, lambda r: [str(r.id)])
 
@@ -323,9 +325,9 @@ async def list_persons(session: AsyncSession, principal: Principal, incident_id:
         stmt = stmt.where(AffectedPerson.condition == condition)
     if displaced is not None:
         stmt = stmt.where(AffectedPerson.displaced == displaced)
-    after = decode_cursor(cursor)
+    after = cursor_values(cursor, uuid.UUID)
     if after:
-        stmt = stmt.where(AffectedPerson.id > uuid.UUID(after[0]))
+        stmt = stmt.where(AffectedPerson.id > after[0])
     rows = list((await session.exec(stmt.order_by(AffectedPerson.id).limit(limit + 1))).all())
     return page(rows, limit, lambda r: [str(r.id)])
 

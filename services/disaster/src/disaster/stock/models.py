@@ -118,8 +118,8 @@ class StockRequest(Model, table=True):
     __table_args__ = (
         CheckConstraint("status IN ('draft','approved','shipped','received','cancelled')", name="request_status"),
         CheckConstraint("from_warehouse_id <> to_warehouse_id", name="request_two_warehouses"),
-        # Four eyes in the data: nobody approves their own request.
-        CheckConstraint("approved_by IS NULL OR approved_by <> requested_by", name="request_four_eyes"),
+        # Four eyes in the data: nobody approves their own request, whatever the case of the name.
+        CheckConstraint("approved_by IS NULL OR lower(approved_by) <> lower(requested_by)", name="request_four_eyes"),
         CheckConstraint("status IN ('draft','cancelled') OR approved_by IS NOT NULL", name="request_approved"),
         Index("ix_request_incident", "incident_id", "status"),
     )

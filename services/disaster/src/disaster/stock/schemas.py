@@ -8,6 +8,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..fields import ITEM_CODE_PATTERN, ItemCode, RegencyCode, Text, Version
+
+MAX_LINE = 10_000_000  # units of one item on one line
+MAX_MINIMUM = 1_000_000_000  # a minimum level above a billion units is a typing error
+
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
@@ -15,9 +20,9 @@ class _In(BaseModel):
 
 class WarehouseIn(_In):
     code: str = Field(pattern=r"^[A-Za-z0-9._-]{2,40}$")
-    name: str = Field(min_length=2, max_length=200)
+    name: Text(2, 200)
     level: Literal["province", "regency", "field"]
-    regency_code: str | None = Field(default=None, description="required for regency and field warehouses")
+    regency_code: RegencyCode | None = Field(default=None, description="required for regency and field warehouses")
     incident_id: uuid.UUID | None = Field(default=None, description="the incident a field warehouse serves")
 
 
@@ -32,9 +37,9 @@ class WarehouseOut(BaseModel):
 
 
 class ItemIn(_In):
-    code: str = Field(pattern=r"^[a-z0-9_]{2,40}$")
-    name: str = Field(min_length=2, max_length=200)
-    unit: str = Field(min_length=1, max_length=20)
+    code: str = Field(pattern=ITEM_CODE_PATTERN)
+    name: Text(2, 200)
+    unit: Text(1, 20)
     perishable: bool = False
     assistive: bool = False
 
@@ -48,12 +53,12 @@ class ItemOut(BaseModel):
 
 
 class MinimumIn(_In):
-    minimum: int = Field(ge=0)
+    minimum: int = Field(ge=0, le=MAX_MINIMUM, description="units below which the warehouse raises an alert")
 
 
 class LineIn(_In):
-    item_code: str
-    quantity: int = Field(gt=0, le=10_000_000)
+    item_code: ItemCode
+    quantity: int = Field(gt=0, le=MAX_LINE)
 
 
 class ReceiptLineIn(LineIn):
@@ -62,7 +67,7 @@ class ReceiptLineIn(LineIn):
 
 class ReceiptIn(_In):
     received_on: date
-    source: str = Field(min_length=2, max_length=200, description="e.g. 'APBD 2026', 'Kemensos', 'donation PT X'")
+    source: Text(2, 200) = Field(description="e.g. 'APBD 2026', 'Kemensos', 'donation PT X'")
     reference: str | None = Field(default=None, max_length=200)
     lines: list[ReceiptLineIn] = Field(min_length=1, max_length=200)
 
@@ -93,11 +98,11 @@ class RequestIn(_In):
 
 
 class ActionIn(_In):
-    version: int
+    version: Version
 
 
 class CancelIn(ActionIn):
-    reason: str = Field(min_length=3, max_length=500)
+    reason: Text(3, 500)
 
 
 class RequestOut(BaseModel):

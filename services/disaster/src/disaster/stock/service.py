@@ -14,7 +14,7 @@ from collections import defaultdict
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import or_, text, true
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -68,6 +68,18 @@ async def add_item(session: AsyncSession, principal: Principal, data: dict[str, 
     return item
 
 
+def can_read(principal: Principal, warehouse: Warehouse) -> bool:
+    """A regency office reads its own warehouses and the province's; a neighbour's do not exist for it."""
+    return warehouse.level == "province" or principal.may_access_region(warehouse.regency_code)
+
+
+def _readable(principal: Principal):
+    """SQL filter of the warehouses ``principal`` may read (see :func:`can_read`)."""
+    if principal.region is None:
+        return true()
+    return or_(Warehouse.level == "province", access.in_region(Warehouse.regency_code, principal.region))
+
+
 def can_keep(principal: Principal, warehouse: Warehouse) -> bool:
     """Province warehouses are kept by the province; the others by their regency (and the province)."""
     if warehouse.level == "province":
@@ -104,15 +116,20 @@ async def create_warehouse(session: AsyncSession, principal: Principal, data: di
     return warehouse
 
 
-async def get_warehouse(session: AsyncSession, warehouse_id: uuid.UUID) -> Warehouse:
-    warehouse = (await session.exec(select(Warehouse).where(Warehouse.id == warehouse_id))).first()
-    if warehouse is None:
+async def _load_warehouse(session: AsyncSession, warehouse_id: uuid.UUID) -> Warehouse | None:
+    return (await session.exec(select(Warehouse).where(Warehouse.id == warehouse_id))).first()
+
+
+async def get_warehouse(session: AsyncSession, principal: Principal, warehouse_id: uuid.UUID) -> Warehouse:
+    """The warehouse, if ``principal`` may read it (404 otherwise, also for a neighbour's)."""
+    warehouse = await _load_warehouse(session, warehouse_id)
+    if warehouse is None or not can_read(principal, warehouse):
         raise NotFound("no such warehouse")
     return warehouse
 
 
-async def list_warehouses(session: AsyncSession, *, level: str | None, regency_code: str | None) -> list[Warehouse]:
-    stmt = select(Warehouse)
+async def list_warehouses(session: AsyncSession, principal: Principal, *, level: str | None, regency_code: str | None) -> list[Warehouse]:
+    stmt = select(Warehouse).where(_readable(principal))
     if level:
         stmt = stmt.where(Warehouse.level == level)
     if regency_code:
@@ -121,7 +138,7 @@ async def list_warehouses(session: AsyncSession, *, level: str | None, regency_c
 
 
 async def set_minimum(session: AsyncSession, principal: Principal, warehouse_id: uuid.UUID, item_code: str, minimum: int) -> int:
-    warehouse = await get_warehouse(session, warehouse_id)
+    warehouse = await get_warehouse(session, principal, warehouse_id)
     _ensure_keeper(principal, warehouse, "set its minimum levels")
     if item_code not in await items(session):
         raise NotFound("no such item in the catalogue")
@@ -187,11 +204,11 @@ async def _check_levels(session: AsyncSession, warehouse: Warehouse, item_codes)
 
 
 async def alerts(session: AsyncSession, principal: Principal, *, open_only: bool) -> list[StockAlert]:
-    stmt = select(StockAlert, Warehouse).join(Warehouse, Warehouse.id == StockAlert.warehouse_id)
+    """Alerts of the warehouses ``principal`` may read: its own and the province's."""
+    stmt = select(StockAlert).join(Warehouse, Warehouse.id == StockAlert.warehouse_id).where(_readable(principal))
     if open_only:
         stmt = stmt.where(StockAlert.resolved_at.is_(None))
-    rows = (await session.exec(stmt.order_by(StockAlert.raised_at.desc(), StockAlert.id.desc()))).all()
-    return [a for a, w in rows if can_keep(principal, w)]
+    return list((await session.exec(stmt.order_by(StockAlert.raised_at.desc(), StockAlert.id.desc()))).all())
 
 
 # -- receipts -------------------------------------------------------------------------------
@@ -210,7 +227,7 @@ def _check_lines(lines: list[dict[str, Any]], catalogue: dict[str, Item], field:
 
 
 async def receive(session: AsyncSession, principal: Principal, warehouse_id: uuid.UUID, data: dict[str, Any]) -> tuple[Receipt, list[StockLot]]:
-    warehouse = await get_warehouse(session, warehouse_id)
+    warehouse = await get_warehouse(session, principal, warehouse_id)
     _ensure_keeper(principal, warehouse, "receive goods")
     catalogue = await items(session)
     errors = []
@@ -297,8 +314,8 @@ async def create_request(session: AsyncSession, principal: Principal, incident_i
     incidents.writable(principal, incident)
     if incident.status == "closed":
         raise Conflict("the incident is closed")
-    source = await get_warehouse(session, data["from_warehouse_id"])
-    target = await get_warehouse(session, data["to_warehouse_id"])
+    source = await get_warehouse(session, principal, data["from_warehouse_id"])
+    target = await get_warehouse(session, principal, data["to_warehouse_id"])
     errors = _check_lines(data["lines"], await items(session))
     if source.id == target.id:
         errors.append({"field": "to_warehouse_id", "message": "the same as the source", "rule": "request.warehouses"})
@@ -315,10 +332,28 @@ async def create_request(session: AsyncSession, principal: Principal, incident_i
     return request
 
 
+async def _request_end(session: AsyncSession, warehouse_id: uuid.UUID) -> Warehouse:
+    """One end of a request the caller may see (the foreign key guarantees it exists)."""
+    warehouse = await _load_warehouse(session, warehouse_id)
+    if warehouse is None:  # never: a foreign key holds it
+        raise NotFound("no such warehouse")
+    return warehouse
+
+
+def _visible_requests(principal: Principal):
+    """SQL filter: a regency office sees the requests of which it keeps one end (see :func:`can_keep`)."""
+    if principal.region is None:
+        return true()
+    kept = select(Warehouse.id).where(Warehouse.level != "province", access.in_region(Warehouse.regency_code, principal.region))
+    return or_(StockRequest.from_warehouse_id.in_(kept), StockRequest.to_warehouse_id.in_(kept))
+
+
 async def get_request(session: AsyncSession, principal: Principal, request_id: uuid.UUID, *, for_update: bool = False) -> StockRequest:
-    stmt = select(StockRequest).where(StockRequest.id == request_id)
+    """The request, if ``principal`` keeps one of its two warehouses (404 otherwise): a regency
+    office does not see what its neighbour asked for, even in an incident they share."""
+    stmt = select(StockRequest).where(StockRequest.id == request_id, _visible_requests(principal))
     if for_update:
-        stmt = stmt.with_for_update()
+        stmt = stmt.with_for_update(of=StockRequest)
     request = (await session.exec(stmt)).first()
     if request is None:
         raise NotFound("no such request")
@@ -359,9 +394,9 @@ async def approve(session: AsyncSession, principal: Principal, request_id: uuid.
     request = await _advance(session, principal, request_id, "approve", version)
     if request is None:
         return await get_request(session, principal, request_id)
-    _ensure_keeper(principal, await get_warehouse(session, request.from_warehouse_id), "approve requests on its stock")
+    _ensure_keeper(principal, await _request_end(session, request.from_warehouse_id), "approve requests on its stock")
     user = access.acting_user(principal)
-    if user == request.requested_by:
+    if access.same_actor(user, request.requested_by):
         raise Forbidden("a request is approved by someone other than who made it")
     request.approved_by, request.approved_at = user, _now()
     _moved(request, "approve")
@@ -374,7 +409,7 @@ async def ship(session: AsyncSession, principal: Principal, request_id: uuid.UUI
     request = await _advance(session, principal, request_id, "ship", version)
     if request is None:
         return await get_request(session, principal, request_id)
-    source = await get_warehouse(session, request.from_warehouse_id)
+    source = await _request_end(session, request.from_warehouse_id)
     _ensure_keeper(principal, source, "ship from it")
     wanted = {line.item_code: line.quantity for line in await request_lines(session, request.id)}
     taken = await _take(session, source, wanted, kind="shipment_out", field="lines", request_id=request.id)
@@ -396,7 +431,7 @@ async def receive_shipment(session: AsyncSession, principal: Principal, request_
     request = await _advance(session, principal, request_id, "receive", version)
     if request is None:
         return await get_request(session, principal, request_id)
-    target = await get_warehouse(session, request.to_warehouse_id)
+    target = await _request_end(session, request.to_warehouse_id)
     _ensure_keeper(principal, target, "receive into it")
     for line in await shipment_lines(session, request.id):
         lot = StockLot(warehouse_id=target.id, item_code=line.item_code, expires_on=line.expires_on, quantity=line.quantity,
@@ -417,8 +452,8 @@ async def cancel(session: AsyncSession, principal: Principal, request_id: uuid.U
     request = await _advance(session, principal, request_id, "cancel", version)
     if request is None:
         return await get_request(session, principal, request_id)
-    target = await get_warehouse(session, request.to_warehouse_id)
-    source = await get_warehouse(session, request.from_warehouse_id)
+    target = await _request_end(session, request.to_warehouse_id)
+    source = await _request_end(session, request.from_warehouse_id)
     if not (can_keep(principal, target) or can_keep(principal, source)):
         raise Forbidden("only the keepers of the two warehouses may cancel the request")
     request.cancel_reason = reason
@@ -428,8 +463,8 @@ async def cancel(session: AsyncSession, principal: Principal, request_id: uuid.U
     return request
 
 
-async def requests_of(session: AsyncSession, incident_id: uuid.UUID, status: str | None) -> list[StockRequest]:
-    stmt = select(StockRequest).where(StockRequest.incident_id == incident_id)
+async def requests_of(session: AsyncSession, principal: Principal, incident_id: uuid.UUID, status: str | None) -> list[StockRequest]:
+    stmt = select(StockRequest).where(StockRequest.incident_id == incident_id, _visible_requests(principal))
     if status:
         stmt = stmt.where(StockRequest.status == status)
     return list((await session.exec(stmt.order_by(StockRequest.created_at, StockRequest.id))).all())
@@ -449,7 +484,7 @@ async def request_out(session: AsyncSession, request: StockRequest) -> dict[str,
 async def distribute(session: AsyncSession, principal: Principal, incident_id: uuid.UUID, data: dict[str, Any]) -> Distribution:
     incident = await incidents.get_incident(session, principal, incident_id)
     incidents.writable(principal, incident)
-    warehouse = await get_warehouse(session, data["warehouse_id"])
+    warehouse = await get_warehouse(session, principal, data["warehouse_id"])
     _ensure_keeper(principal, warehouse, "hand out its goods")
     catalogue = await items(session)
     errors = _check_lines(data["lines"], catalogue)
@@ -464,17 +499,17 @@ async def distribute(session: AsyncSession, principal: Principal, incident_id: u
     regency, person_id = None, data.get("person_id")
     if data.get("affected_person_id"):
         person = (await session.exec(select(AffectedPerson).where(AffectedPerson.id == data["affected_person_id"]))).first()
-        if person is None or person.incident_id != incident.id:
+        if person is None or person.incident_id != incident.id or not principal.may_access_region(person.regency_code):
             raise invalid([{"field": "affected_person_id", "message": "no such affected person in this incident", "rule": "distribution.recipient"}])
         regency, person_id = person.regency_code, person_id or person.person_id
     elif data.get("household_id"):
         household = (await session.exec(select(AffectedHousehold).where(AffectedHousehold.id == data["household_id"]))).first()
-        if household is None or household.incident_id != incident.id:
+        if household is None or household.incident_id != incident.id or not principal.may_access_region(household.regency_code):
             raise invalid([{"field": "household_id", "message": "no such household in this incident", "rule": "distribution.recipient"}])
         regency, person_id = household.regency_code, person_id or household.recipient_person_id
     else:
         point = (await session.exec(select(EvacuationPoint).where(EvacuationPoint.id == data["evacuation_point_id"]))).first()
-        if point is None or point.incident_id != incident.id:
+        if point is None or point.incident_id != incident.id or not principal.may_access_region(point.regency_code):
             raise invalid([{"field": "evacuation_point_id", "message": "no such evacuation point in this incident", "rule": "distribution.recipient"}])
         regency = point.regency_code
     access.ensure_own_region(principal, regency, "distributions")
@@ -524,6 +559,14 @@ async def distributions_of(session: AsyncSession, principal: Principal, incident
     return [d for d in rows if principal.may_access_region(d.regency_code)]
 
 
-async def assistive_devices(session: AsyncSession, person_id: uuid.UUID) -> list[AssistiveDevice]:
-    stmt = select(AssistiveDevice).where(AssistiveDevice.person_id == person_id).order_by(AssistiveDevice.given_on, AssistiveDevice.id)
-    return list((await session.exec(stmt)).all())
+async def assistive_devices(session: AsyncSession, principal: Principal, person_id: uuid.UUID) -> list[AssistiveDevice]:
+    """The devices handed to a registry person. A regency office sees those handed out in its
+    region, and all of them when the registry places the person in its region (it looks after
+    the person now); a neighbour's hand-outs to a neighbour's resident do not exist for it."""
+    stmt = select(AssistiveDevice).where(AssistiveDevice.person_id == person_id)
+    if principal.region is not None:
+        lives_here = (await session.exec(select(RegistryPerson.regency_code).where(RegistryPerson.person_id == person_id))).first()
+        if not principal.may_access_region(lives_here):
+            handed_here = select(Distribution.id).where(access.in_region(Distribution.regency_code, principal.region))
+            stmt = stmt.where(AssistiveDevice.distribution_id.in_(handed_here))
+    return list((await session.exec(stmt.order_by(AssistiveDevice.given_on, AssistiveDevice.id))).all())

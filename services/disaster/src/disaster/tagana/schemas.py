@@ -8,6 +8,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..fields import RegencyCode, Text, Version
+
+MAX_HOURS = 24 * 366 * 5  # a deployment logs at most 24 hours a day; none lasts five years
+
 Rank = Literal["muda", "madya", "utama"]
 Skill = Literal["evacuation", "search_rescue", "public_kitchen", "shelter_management", "logistics", "first_aid", "psychosocial",
                 "water_sanitation", "communication", "assessment", "driving"]
@@ -21,16 +25,16 @@ class _In(BaseModel):
 
 class VolunteerIn(_In):
     member_number: str = Field(pattern=r"^[A-Za-z0-9./-]{4,40}$", description="Tagana member number")
-    name: str = Field(min_length=1, max_length=200)
+    name: Text(1, 200)
     rank: Rank
-    regency_code: str
-    skills: list[Skill] = Field(default_factory=list)
+    regency_code: RegencyCode
+    skills: list[Skill] = Field(default_factory=list, max_length=11)
 
 
 class VolunteerPatch(_In):
-    version: int
+    version: Version
     rank: Rank | None = None
-    skills: list[Skill] | None = None
+    skills: list[Skill] | None = Field(default=None, max_length=11)
     active: bool | None = None
 
 
@@ -55,14 +59,14 @@ class DeploymentIn(_In):
     role: Role
     started_on: date
     ended_on: date | None = Field(default=None, description="leave out while the deployment goes on")
-    hours: int = Field(default=0, ge=0)
+    hours: int = Field(default=0, ge=0, le=MAX_HOURS)
     note: str | None = Field(default=None, max_length=1000)
 
 
 class DeploymentPatch(_In):
-    version: int
+    version: Version
     ended_on: date | None = None
-    hours: int | None = Field(default=None, ge=0)
+    hours: int | None = Field(default=None, ge=0, le=MAX_HOURS)
 
 
 class DeploymentOut(BaseModel):

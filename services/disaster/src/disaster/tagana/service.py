@@ -15,10 +15,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from pilar_kernel import regions
 from pilar_kernel.auth import Principal
-from pilar_kernel.pagination import decode_cursor, page
+from pilar_kernel.pagination import page
 from pilar_kernel.problems import Conflict, NotFound
 
 from .. import access
+from ..fields import cursor_values
 from ..incidents import service as incidents
 from ..places import check_code, invalid
 from .models import Deployment, Volunteer
@@ -77,14 +78,14 @@ async def list_volunteers(session: AsyncSession, principal: Principal, *, regenc
                           limit: int, cursor: str | None):
     stmt = select(Volunteer)
     if principal.region:
-        stmt = stmt.where(text("(volunteer.regency_code = :reg OR volunteer.regency_code LIKE :reg || '.%')").bindparams(reg=principal.region))
+        stmt = stmt.where(access.in_region(Volunteer.regency_code, principal.region))
     if regency_code:
-        stmt = stmt.where(Volunteer.regency_code == regency_code)
+        stmt = stmt.where(Volunteer.regency_code == regions.normalise(regency_code))
     if rank:
         stmt = stmt.where(Volunteer.rank == rank)
     if skill:
-        stmt = stmt.where(Volunteer.skills.contains([skill]))
-    after = decode_cursor(cursor)
+        stmt = stmt.where(Volunteer.skills.contains([skill]))  # text[] @> ARRAY[skill] (the column is PostgreSQL's ARRAY)
+    after = cursor_values(cursor, str)
     if after:
         stmt = stmt.where(Volunteer.member_number > after[0])
     rows = list((await session.exec(stmt.order_by(Volunteer.member_number).limit(limit + 1))).all())
@@ -169,8 +170,14 @@ async def end_or_log_hours(session: AsyncSession, principal: Principal, deployme
     return deployment
 
 
-async def deployments_of(session: AsyncSession, *, incident_id: uuid.UUID | None = None, volunteer_id: uuid.UUID | None = None) -> list[Deployment]:
+async def deployments_of(session: AsyncSession, principal: Principal, *, incident_id: uuid.UUID | None = None,
+                         volunteer_id: uuid.UUID | None = None) -> list[Deployment]:
+    """Deployments of an incident or a volunteer. A regency office sees those of its own
+    volunteers only (as in the incident's statistics), not its neighbour's in a shared incident."""
     stmt = select(Deployment)
+    if principal.region is not None:
+        own = select(Volunteer.id).where(access.in_region(Volunteer.regency_code, principal.region))
+        stmt = stmt.where(Deployment.volunteer_id.in_(own))
     if incident_id is not None:
         stmt = stmt.where(Deployment.incident_id == incident_id)
     if volunteer_id is not None:
