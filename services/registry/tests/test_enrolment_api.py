@@ -225,6 +225,39 @@ async def test_four_eyes_the_proposer_cannot_verify(registry):
     assert_problem(await registry.post(f"/v1/enrolments/{eid2}/approve", headers=OFFICER_A), 403)
 
 
+async def test_four_eyes_three_different_people_propose_verify_and_approve(registry):
+    """Issue 12: the proposer approved once someone else had verified; and user ids differing
+    only in case counted as two people."""
+    # A regency office whose officers hold every step's scope: only the rule stops them.
+    def office(user: str) -> dict:
+        return KEYS.headers(*OFFICE_SCOPES, "registry:approve", region="35.15", subject="dinsos-sidoarjo", user=user)
+
+    person = await register(registry)
+    eid = (await propose(registry, person["id"], "PKH_PLUS", headers=office("Officer-A"))).json()["id"]
+    # The proposer under another spelling of the same id cannot verify.
+    assert_problem(await registry.post(f"/v1/enrolments/{eid}/verify", headers=office("OFFICER-A")), 403, rule="enrolment.four_eyes")
+    assert (await registry.post(f"/v1/enrolments/{eid}/verify", headers=office("officer-b"))).status_code == 200
+    # Neither the proposer nor the verifier (in any case) can approve.
+    for user in ("officer-a", "OFFICER-A", "Officer-B"):
+        body = assert_problem(await registry.post(f"/v1/enrolments/{eid}/approve", headers=office(user)), 403,
+                              rule="enrolment.four_eyes", field="user")
+        assert "four-eyes" in body["detail"]
+    current = (await registry.get(f"/v1/enrolments/{eid}", headers=OFFICER_A)).json()
+    assert current["status"] == "verified" and current["decided_by"] is None
+    assert "enrolment.approved.v1" not in await event_types(registry, eid)
+    # A third person approves; who did what is recorded case-folded.
+    r = await registry.post(f"/v1/enrolments/{eid}/approve", headers=office("Officer-C"))
+    assert r.status_code == 200, r.text
+    assert (r.json()["proposed_by"], r.json()["verified_by"], r.json()["decided_by"]) == ("officer-a", "officer-b", "officer-c")
+
+    # Without a user claim the client itself is the actor: a client that proposed cannot approve.
+    app = KEYS.headers(*OFFICE_SCOPES, "registry:approve", region="35.15", subject="dinsos-sidoarjo-app")
+    other = await register(registry)
+    eid2 = (await propose(registry, other["id"], "PKH_PLUS", headers=app)).json()["id"]
+    assert (await registry.post(f"/v1/enrolments/{eid2}/verify", headers=office("officer-b"))).status_code == 200
+    assert_problem(await registry.post(f"/v1/enrolments/{eid2}/approve", headers=app), 403, rule="enrolment.four_eyes")
+
+
 async def test_a_regency_office_works_only_in_its_own_region(registry):
     person = await register(registry)  # lives in Sidoarjo (35.15)
     assert_problem(await propose(registry, person["id"], "PKH_PLUS", headers=MOJOKERTO), 404)

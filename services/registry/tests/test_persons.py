@@ -86,6 +86,39 @@ async def test_each_nik_rule_is_a_422_naming_it(registry, change, rule):
     assert rule in {e["rule"] for e in r.json()["errors"] if e["field"] == "nik"}
 
 
+async def test_a_nik_without_a_birth_date_gives_the_birth_date(registry):
+    """Issue 12: the birth date stayed empty although the NIK encodes it (women +40 on the day)."""
+    for born, sex in ((date(1950, 3, 14), "F"), (date(1988, 11, 30), "M"), (date(2004, 1, 1), "F")):
+        body = person(birth_date=born, sex=sex)
+        del body["birth_date"]
+        r = await registry.post("/v1/persons", json=body, headers=SIDOARJO)
+        assert r.status_code == 201, r.text
+        assert r.json()["birth_date"] == born.isoformat()
+        async with registry.app.state.session_factory() as s:
+            payload = (await s.execute(select(outbox.c.payload).where(
+                outbox.c.message_key == r.json()["id"], outbox.c.ce_type.like("%person.registered.v1")))).scalar_one()
+        assert f'"birth_date":"{born.isoformat()}"' in payload.decode()
+    # A null birth date is the same as none.
+    body = person(birth_date=date(1966, 6, 6), sex="M")
+    body["birth_date"] = None
+    r = await registry.post("/v1/persons", json=body, headers=SIDOARJO)
+    assert r.status_code == 201 and r.json()["birth_date"] == "1966-06-06"
+    # A given birth date that contradicts the NIK is still refused, naming the rule.
+    body = person(birth_date=date(1950, 3, 14))
+    body["birth_date"] = "1950-03-15"
+    r = await registry.post("/v1/persons", json=body, headers=SIDOARJO)
+    assert r.status_code == 422 and "nik.birth_date_mismatch" in {e["rule"] for e in r.json()["errors"]}
+    # A NIK whose digits are no date still fails its own rule, not a missing birth date.
+    body = person()
+    body["nik"], body["birth_date"] = "3515143213500001", None
+    r = await registry.post("/v1/persons", json=body, headers=SIDOARJO)
+    assert r.status_code == 422 and {e["rule"] for e in r.json()["errors"]} == {"nik.birth_date"}
+    # Clearing the birth date of a person with a NIK gives the NIK's date back.
+    kept = await register(registry, birth_date=date(1971, 8, 17), sex="M")
+    r = await registry.patch(f"/v1/persons/{kept['id']}", json={"version": kept["version"], "birth_date": None}, headers=SIDOARJO)
+    assert r.status_code == 200 and r.json()["birth_date"] == "1971-08-17"
+
+
 async def test_bad_fields_are_named(registry):
     r = await registry.post(
         "/v1/persons",
