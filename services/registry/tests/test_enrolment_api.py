@@ -308,6 +308,43 @@ async def test_idempotent_proposal(registry):
     assert_problem(other_body, 422)
 
 
+async def test_retried_transitions_with_an_idempotency_key_get_the_first_answer(registry):
+    """Issue 12: a retried verify/approve/suspend/resume/end/reject got a 409 instead of the first answer."""
+    def keyed(headers: dict, key: str) -> dict:
+        return {**headers, "Idempotency-Key": f"{key}-{uuid.uuid4()}"}
+
+    async def twice(path: str, headers: dict, body: dict | None = None):
+        first = await registry.post(path, headers=headers, json=body)
+        again = await registry.post(path, headers=headers, json=body)
+        assert (first.status_code, again.status_code) == (200, 200), (first.text, again.text)
+        assert again.json() == first.json() and again.headers.get("Idempotent-Replayed") == "true"
+        assert "Idempotent-Replayed" not in first.headers
+        return first.json()
+
+    person = await register(registry, decile=1)
+    eid = (await propose(registry, person["id"], "PKH_PLUS")).json()["id"]
+    assert (await twice(f"/v1/enrolments/{eid}/verify", keyed(OFFICER_B, "verify")))["status"] == "verified"
+    approval = keyed(APPROVER, "approve")
+    assert (await twice(f"/v1/enrolments/{eid}/approve", approval, {"version": 2}))["status"] == "active"
+    # The same key with another body is refused, naming the key's misuse; nothing changes.
+    other = await registry.post(f"/v1/enrolments/{eid}/approve", headers=approval, json={"version": 3})
+    assert_problem(other, 422)
+    assert (await twice(f"/v1/enrolments/{eid}/suspend", keyed(OFFICER_A, "suspend"), {"reason": "data check"}))["status"] == "suspended"
+    assert (await twice(f"/v1/enrolments/{eid}/resume", keyed(APPROVER, "resume")))["status"] == "active"
+    ended = await twice(f"/v1/enrolments/{eid}/end", keyed(OFFICER_A, "end"), {"reason": "graduation"})
+    assert ended["status"] == "ended" and ended["version"] == 6
+    # Each step happened once: one event each.
+    assert await event_types(registry, eid) == ["proposed.v1", "approved.v1", "suspended.v1", "resumed.v1", "ended.v1"]
+    # Without a key a repeat is still refused by the lifecycle.
+    assert_problem(await registry.post(f"/v1/enrolments/{eid}/end", headers=OFFICER_A, json={"reason": "graduation"}), 409)
+
+    other_person = await register(registry)
+    eid2 = (await propose(registry, other_person["id"], "KUBE")).json()["id"]
+    rejected = await twice(f"/v1/enrolments/{eid2}/reject", keyed(APPROVER, "reject"), {"reason": "not poor"})
+    assert rejected["status"] == "rejected"
+    assert await event_types(registry, eid2) == ["proposed.v1", "rejected.v1"]
+
+
 async def test_death_ends_every_open_enrolment(registry):
     person = await register(registry, decile=1)
     active = await enrol(registry, person["id"], "PKH_PLUS")

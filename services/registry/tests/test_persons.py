@@ -249,3 +249,35 @@ async def test_pagination_is_stable(registry):
     ids = [p["id"] for p in first["items"] + second["items"]]
     assert len(ids) == len(set(ids)) == 5 and second["next_cursor"] is None
     assert (await registry.get("/v1/persons?cursor=garbage", headers=SURABAYA)).status_code == 422
+
+
+async def test_retried_status_changes_with_an_idempotency_key_get_the_first_answer(registry):
+    """Issue 12: a retried death, move-out, merge or update got a 409 instead of the first answer."""
+    async def twice(method: str, path: str, body: dict, key: str, headers=SIDOARJO):
+        headers = {**headers, "Idempotency-Key": key}
+        first = await registry.request(method, path, json=body, headers=headers)
+        again = await registry.request(method, path, json=body, headers=headers)
+        assert (first.status_code, again.status_code) == (200, 200), (first.text, again.text)
+        assert again.json() == first.json() and again.headers.get("Idempotent-Replayed") == "true"
+        return first.json()
+
+    p = await register(registry)
+    updated = await twice("PATCH", f"/v1/persons/{p['id']}", {"version": p["version"], "occupation": "buruh tani"}, f"patch-{p['id']}")
+    assert updated["occupation"] == "buruh tani" and updated["version"] == p["version"] + 1
+    dead = await twice("POST", f"/v1/persons/{p['id']}/death", {"date_of_death": "2026-01-05", "version": updated["version"]},
+                       f"death-{p['id']}")
+    assert dead["status"] == "deceased"
+    moved = await register(registry)
+    out = await twice("POST", f"/v1/persons/{moved['id']}/move-out", {"moved_on": "2026-02-01", "destination": "73.71",
+                                                                      "version": moved["version"]}, f"move-{moved['id']}")
+    assert out["status"] == "moved_out"
+    provisional = (await registry.post("/v1/persons", json={"name": "Tanpa Identitas", "sex": "M", "provisional": True,
+                                                             "village_code": SIDOARJO_VILLAGE}, headers=SIDOARJO)).json()
+    real = await register(registry)
+    survivor = await twice("POST", f"/v1/persons/{provisional['id']}/merge", {"into_person_id": real["id"], "reason": "KTP checked"},
+                           f"merge-{provisional['id']}", headers=PROVINCE)
+    assert survivor["id"] == real["id"]
+    async with registry.app.state.session_factory() as s:
+        kinds = (await s.execute(select(outbox.c.ce_type).where(outbox.c.message_key.in_([p["id"], moved["id"], provisional["id"]]))
+                                 )).scalars().all()
+    assert sorted(k.rsplit(".", 2)[-2] for k in kinds if "registered" not in k) == ["deceased", "merged", "moved", "updated"]

@@ -69,6 +69,11 @@ async def _answer(request: Request, privacy, principal: Principal, row, reason: 
     return out
 
 
+def _shaped(out: dict) -> dict:
+    """A PersonOut as the response model writes it (the idempotent path answers JSON directly, and a replay the same)."""
+    return PersonOut.model_validate(out).model_dump(mode="json")
+
+
 def _reader(request: Request) -> PersonReader:
     return request.app.state.person_reader
 
@@ -79,7 +84,7 @@ async def register_person(body: PersonIn, request: Request, session: SessionDep,
         person = await service.register(
             session, principal, privacy, body.model_dump(), duplicate_threshold=request.app.state.settings.name_match_threshold
         )
-        return await service.to_out(session, privacy, person, reveal=False)
+        return _shaped(await service.to_out(session, privacy, person, reveal=False))
 
     return await idempotent(request, session, principal, produce)
 
@@ -148,27 +153,39 @@ async def list_persons(
 
 
 @router.patch("/persons/{person_id}", response_model=PersonOut, summary="Change facts about a person (optimistic: send the version you read)")
-async def patch_person(person_id: uuid.UUID, body: PersonPatch, session: SessionDep, privacy: PrivacyDep, principal: Writer):
-    person = await service.update(session, principal, privacy, person_id, body.model_dump(exclude_unset=True))
-    return await service.to_out(session, privacy, person, reveal=False)
+async def patch_person(person_id: uuid.UUID, body: PersonPatch, request: Request, session: SessionDep, privacy: PrivacyDep, principal: Writer):
+    async def produce():
+        person = await service.update(session, principal, privacy, person_id, body.model_dump(exclude_unset=True))
+        return _shaped(await service.to_out(session, privacy, person, reveal=False))
+
+    return await idempotent(request, session, principal, produce, status_code=200)
 
 
 @router.post("/persons/{person_id}/death", response_model=PersonOut, summary="Record a death: ends every active enrolment")
-async def record_death(person_id: uuid.UUID, body: DeathIn, session: SessionDep, privacy: PrivacyDep, principal: Writer):
-    person = await service.record_death(session, principal, person_id, body.date_of_death, body.version)
-    return await service.to_out(session, privacy, person, reveal=False)
+async def record_death(person_id: uuid.UUID, body: DeathIn, request: Request, session: SessionDep, privacy: PrivacyDep, principal: Writer):
+    async def produce():
+        person = await service.record_death(session, principal, person_id, body.date_of_death, body.version)
+        return _shaped(await service.to_out(session, privacy, person, reveal=False))
+
+    return await idempotent(request, session, principal, produce, status_code=200)
 
 
 @router.post("/persons/{person_id}/move-out", response_model=PersonOut, summary="Record a move out of Jawa Timur")
-async def move_out(person_id: uuid.UUID, body: MoveOutIn, session: SessionDep, privacy: PrivacyDep, principal: Writer):
-    person = await service.move_out(session, principal, person_id, body.moved_on, body.destination, body.version)
-    return await service.to_out(session, privacy, person, reveal=False)
+async def move_out(person_id: uuid.UUID, body: MoveOutIn, request: Request, session: SessionDep, privacy: PrivacyDep, principal: Writer):
+    async def produce():
+        person = await service.move_out(session, principal, person_id, body.moved_on, body.destination, body.version)
+        return _shaped(await service.to_out(session, privacy, person, reveal=False))
+
+    return await idempotent(request, session, principal, produce, status_code=200)
 
 
 @router.post("/persons/{person_id}/merge", response_model=PersonOut, summary="Merge this (duplicate or provisional) record into another")
-async def merge_person(person_id: uuid.UUID, body: MergeIn, session: SessionDep, privacy: PrivacyDep, principal: Verifier):
-    survivor = await service.merge(session, principal, privacy, person_id, body.into_person_id)
-    return await service.to_out(session, privacy, survivor, reveal=False)
+async def merge_person(person_id: uuid.UUID, body: MergeIn, request: Request, session: SessionDep, privacy: PrivacyDep, principal: Verifier):
+    async def produce():
+        survivor = await service.merge(session, principal, privacy, person_id, body.into_person_id)
+        return _shaped(await service.to_out(session, privacy, survivor, reveal=False))
+
+    return await idempotent(request, session, principal, produce, status_code=200)
 
 
 @router.get("/persons/{person_id}/households", response_model=list[MembershipOut], summary="The person's KK memberships over time")
