@@ -166,7 +166,7 @@ async def test_an_incident_from_declaration_to_recovery(new_database, kafka_boot
         # announced again with its new recipient
         async def linked():
             h = ok(await disaster.get(f"/v1/households/{unknown['id']}", headers=READER))
-            return h if h["recipient_person_id"] is not None else None
+            return h if h["recipient_person_id"] is not None and all(m["person_id"] for m in h["members"]) else None
 
         relinked = await eventually(linked, timeout=60)
         paijo = next(m for m in relinked["members"] if m["name"] == "Paijo Santoso")

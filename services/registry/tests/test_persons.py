@@ -281,3 +281,52 @@ async def test_retried_status_changes_with_an_idempotency_key_get_the_first_answ
         kinds = (await s.execute(select(outbox.c.ce_type).where(outbox.c.message_key.in_([p["id"], moved["id"], provisional["id"]]))
                                  )).scalars().all()
     assert sorted(k.rsplit(".", 2)[-2] for k in kinds if "registered" not in k) == ["deceased", "merged", "moved", "updated"]
+
+
+async def test_bad_input_is_a_422_naming_the_field_never_a_server_error(registry):
+    """Issue 12: integers beyond PostgreSQL's range, cursors of another shape and unbounded
+    strings reached the database; every one must be a 422 naming the field."""
+    from pilar_kernel.pagination import encode_cursor
+
+    p = await register(registry)
+
+    def fields(r) -> set[str]:
+        assert r.status_code == 422, r.text
+        assert r.headers["content-type"].startswith("application/problem+json")
+        return {e["field"] for e in r.json()["errors"]}
+
+    for version in (2**31, 0, -1):
+        assert "body.version" in fields(await registry.patch(f"/v1/persons/{p['id']}", json={"version": version, "rt": "1"}, headers=SIDOARJO))
+        assert "body.version" in fields(await registry.post(f"/v1/persons/{p['id']}/death", json={"version": version, "date_of_death": "2026-01-01"},
+                                                            headers=SIDOARJO))
+    approver = KEYS.headers("registry:read", "registry:approve", subject="dinsos-jatim", user="kabid")
+    assert "body.version" in fields(await registry.post(f"/v1/enrolments/{p['id']}/approve", json={"version": 2**40}, headers=approver))
+    assert "body.village_code" in fields(await registry.post("/v1/persons", json=person(village_code="x" * 5000), headers=SIDOARJO))
+    assert "body.nik" in fields(await registry.post("/v1/persons", json=person(nik="1" * 500), headers=SIDOARJO))
+    assert "body.ppks.0" in fields(await registry.post("/v1/persons", json=person(ppks=["Not A Slug!"]), headers=SIDOARJO))
+    assert "body.destination" in fields(await registry.post(f"/v1/persons/{p['id']}/move-out", headers=SIDOARJO,
+                                                            json={"version": 1, "moved_on": "2026-01-01", "destination": "anywhere"}))
+    assert "body.provisional_id" in fields(await registry.post("/v1/persons/lookup", json={"provisional_id": "x" * 300}, headers=SIDOARJO))
+    for query in ({"regency_code": "abc"}, {"district_code": "35"}, {"ppks": "DROP TABLE"}, {"name": "x" * 1000}, {"cursor": "c" * 2000}):
+        assert f"query.{next(iter(query))}" in fields(await registry.get("/v1/persons", params=query, headers=SIDOARJO))
+    # A cursor that decodes but has another shape (another endpoint's, a forged one).
+    for forged in ([1, 2], ["not a time", "x"], ["2026-01-01T00:00:00+00:00"], ["2026-01-01T00:00:00+00:00", "not-a-uuid"], [[], {}]):
+        cursor = encode_cursor(forged)
+        assert fields(await registry.get("/v1/persons", params={"cursor": cursor}, headers=SIDOARJO)) == {"query.cursor"}
+        assert fields(await registry.get("/v1/enrolments", params={"cursor": cursor}, headers=PROVINCE)) == {"query.cursor"}
+        assert fields(await registry.get(f"/v1/persons/{p['id']}/aid-history", params={"cursor": cursor}, headers=SIDOARJO)) == {"query.cursor"}
+    admin = KEYS.headers("registry:read", "registry:programme-admin", subject="dinsos-jatim", user="admin-1")
+    r = await registry.post("/v1/programmes", headers=admin, json={"code": "HUGE_AMOUNT", "name": "Huge", "amount_per_stage": 10**20})
+    assert "body.amount_per_stage" in fields(r)
+
+
+async def test_the_openapi_document_states_the_bounds(registry):
+    doc = (await registry.get("/openapi.json")).json()
+    schemas = doc["components"]["schemas"]
+    version = schemas["PersonPatch"]["properties"]["version"]
+    assert (version["minimum"], version["maximum"]) == (1, 2**31 - 1)
+    assert schemas["PersonIn"]["properties"]["village_code"]["anyOf"][0]["pattern"]
+    lookup = doc["paths"]["/v1/persons/lookup"]["post"]["responses"]
+    assert "application/problem+json" in lookup["404"]["content"]
+    upload = doc["paths"]["/v1/imports"]["post"]["responses"]
+    assert {"413", "415"} <= set(upload)

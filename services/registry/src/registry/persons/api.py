@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
@@ -13,10 +12,11 @@ from sqlmodel import select
 from pilar_kernel.auth import Principal, require_scopes
 from pilar_kernel.db import SessionDep
 from pilar_kernel.idempotency import idempotent
-from pilar_kernel.pagination import decode_cursor, page
+from pilar_kernel.pagination import page
 from pilar_kernel.problems import Forbidden, NotFound, Problem
 
 from .. import access
+from ..fields import CURSOR_MAX, DISTRICT_PATTERN, PPKS_PATTERN, REGENCY_PATTERN, problem_responses, time_id_cursor
 from ..privacy import PrivacyDep
 from . import domain, service
 from .reads import PersonReader
@@ -42,7 +42,7 @@ Writer = Annotated[Principal, require_scopes(access.WRITE)]
 Verifier = Annotated[Principal, require_scopes(access.VERIFY)]
 ReasonHeader = Annotated[
     str | None,
-    Header(alias="X-Access-Reason", description="why unmasked NIK and phone are needed (needs the registry:pii scope); recorded in the audit log"),
+    Header(alias="X-Access-Reason", max_length=500, description="why unmasked NIK and phone are needed (needs the registry:pii scope); recorded in the audit log"),
 ]
 
 
@@ -96,7 +96,8 @@ async def get_person(person_id: uuid.UUID, request: Request, privacy: PrivacyDep
     return await _answer(request, privacy, principal, row, reason)
 
 
-@router.post("/persons/lookup", response_model=PersonOut, summary="Find a person by NIK (blind index) or provisional id")
+@router.post("/persons/lookup", response_model=PersonOut, summary="Find a person by NIK (blind index) or provisional id",
+             responses=problem_responses(404))
 async def lookup_person(body: LookupIn, request: Request, privacy: PrivacyDep, principal: Reader, reason: ReasonHeader = None):
     service.check_lookup(body.nik, body.provisional_id)
     reader = _reader(request)
@@ -112,14 +113,14 @@ async def list_persons(
     session: SessionDep,
     privacy: PrivacyDep,
     principal: Reader,
-    regency_code: str | None = None,
-    district_code: str | None = None,
+    regency_code: str | None = Query(default=None, pattern=REGENCY_PATTERN, description="35.xx"),
+    district_code: str | None = Query(default=None, pattern=DISTRICT_PATTERN, description="35.xx.yy"),
     status: str | None = Query(default=None, pattern="^(active|deceased|moved_out|merged)$"),
-    ppks: str | None = Query(default=None, description="a PPKS category slug"),
+    ppks: str | None = Query(default=None, pattern=PPKS_PATTERN, description="a PPKS category slug"),
     decile_max: int | None = Query(default=None, ge=1, le=10),
-    name: str | None = Query(default=None, min_length=3, description="fuzzy match on the normalised name"),
+    name: str | None = Query(default=None, min_length=3, max_length=200, description="fuzzy match on the normalised name"),
     limit: int = Query(default=50, ge=1, le=500),
-    cursor: str | None = None,
+    cursor: str | None = Query(default=None, max_length=CURSOR_MAX),
 ):
     stmt = select(Person)
     if principal.region:
@@ -144,9 +145,9 @@ async def list_persons(
         ).limit(limit)
         people = (await session.exec(stmt)).all()
         return {"items": [await service.to_out(session, privacy, p, reveal=False) for p in people], "next_cursor": None}
-    after = decode_cursor(cursor)
+    after = time_id_cursor(cursor)
     if after:
-        stmt = stmt.where(tuple_(Person.created_at, Person.id) > (datetime.fromisoformat(after[0]), uuid.UUID(after[1])))
+        stmt = stmt.where(tuple_(Person.created_at, Person.id) > after)
     people = (await session.exec(stmt.order_by(Person.created_at, Person.id).limit(limit + 1))).all()
     people, next_cursor = page(list(people), limit, lambda p: [p.created_at.isoformat(), str(p.id)])
     return {"items": [await service.to_out(session, privacy, p, reveal=False) for p in people], "next_cursor": next_cursor}

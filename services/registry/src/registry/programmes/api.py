@@ -12,6 +12,7 @@ from pilar_kernel.db import SessionDep
 from pilar_kernel.idempotency import idempotent
 
 from .. import access
+from ..fields import CURSOR_MAX
 from ..persons.service import get_person
 from . import service
 from .domain import CODE_PATTERN
@@ -111,7 +112,7 @@ async def list_enrolments(
     status: Status | None = None,
     regency_code: str | None = Query(default=None, pattern=r"^35\.\d{2}$"),
     limit: int = Query(default=50, ge=1, le=500),
-    cursor: str | None = None,
+    cursor: str | None = Query(default=None, max_length=CURSOR_MAX),
 ):
     items, next_cursor = await service.list_enrolments(session, principal, person_id=person_id, programme_code=programme_code, status=status,
                                                        regency_code=regency_code, limit=limit, cursor=cursor)
@@ -169,7 +170,7 @@ async def person_enrolments(
     session: SessionDep,
     principal: Reader,
     limit: int = Query(default=50, ge=1, le=500),
-    cursor: str | None = None,
+    cursor: str | None = Query(default=None, max_length=CURSOR_MAX),
 ):
     await get_person(session, principal, person_id)  # 404 outside the caller's region
     items, next_cursor = await service.list_enrolments(session, principal, person_id=person_id, limit=limit, cursor=cursor, region_limited=False)

@@ -18,10 +18,11 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from pilar_kernel.auth import Principal
-from pilar_kernel.pagination import decode_cursor, page
+from pilar_kernel.pagination import page
 from pilar_kernel.problems import Conflict, Forbidden, NotFound, Problem
 
 from .. import access
+from ..fields import time_id_cursor
 from ..events import EnrolmentApproved, EnrolmentEnded, EnrolmentProposed, EnrolmentRejected, EnrolmentResumed, EnrolmentSuspended
 from ..persons.models import Household, HouseholdMember, Person
 from ..persons.service import current_membership, emit, get_person, invalid
@@ -494,13 +495,9 @@ async def list_enrolments(
         stmt = stmt.where(Enrolment.programme_code == programme_code)
     if status:
         stmt = stmt.where(Enrolment.status == status)
-    after = decode_cursor(cursor)
+    after = time_id_cursor(cursor)
     if after:
-        try:
-            key = (datetime.fromisoformat(after[0]), uuid.UUID(after[1]))
-        except (ValueError, IndexError, TypeError) as exc:
-            raise invalid([_error("query.cursor", "unknown cursor", "cursor")]) from exc
-        stmt = stmt.where(tuple_(col(Enrolment.proposed_at), col(Enrolment.id)) > key)
+        stmt = stmt.where(tuple_(col(Enrolment.proposed_at), col(Enrolment.id)) > after)
     rows = (await session.exec(stmt.order_by(col(Enrolment.proposed_at), col(Enrolment.id)).limit(limit + 1))).all()
     return page(list(rows), limit, lambda e: [e.proposed_at.isoformat(), str(e.id)])
 
