@@ -63,15 +63,29 @@ async def link_affected(session: AsyncSession, affected_person_id: uuid.UUID, pe
     return {r.household_id for r in rows if r.household_id is not None}
 
 
+# Members the registry will still open a record for: it registers everyone reported alive or
+# missing, nobody reported dead.
+_WAITING = """
+SELECT 1 FROM affected_person WHERE household_id = :h AND person_id IS NULL AND condition <> 'dead' LIMIT 1
+"""
+
+
 async def announce_changed_recipients(session: AsyncSession, household_ids: set[uuid.UUID]) -> int:
     """Choose each household's recipient again; announce those whose recipient changed (next
-    version). Returns how many were announced. Locks each household row, in id order."""
+    version). Returns how many were announced. Locks each household row, in id order.
+
+    A household waits until every member the registry will open a record for is linked: the
+    registry hears of its members one event at a time, and choosing among the first ones
+    linked would pay, say, the grandmother before the head of family was known (a paid grant
+    is never reconsidered). The last member linked settles it."""
     announced = 0
     for household_id in sorted(household_ids, key=str):
         household = (await session.exec(
             select(AffectedHousehold).where(AffectedHousehold.id == household_id).with_for_update()
             .execution_options(populate_existing=True))).first()
         if household is None:
+            continue
+        if (await session.execute(text(_WAITING), {"h": household.id})).first() is not None:
             continue
         chosen = await service._choose_recipient(session, household)
         if chosen == household.recipient_person_id:
