@@ -24,8 +24,8 @@ Version = Annotated[Int32, Field(ge=1, description="the version you read; a stal
 # Whole rupiah.
 Rupiah = Annotated[Int64, Field(ge=0)]
 
-# A NIK as people write it: 16 digits, spaces allowed between them (checked by the NIK rules).
-NIK_PATTERN = r"^[0-9 ]{16,40}$"
+# A NIK as people write it: digits, spaces allowed between them (the NIK rules check the rest, nik.length included).
+NIK_PATTERN = r"^[0-9\s]{1,40}$"
 KK_PATTERN = r"^\d{16}$"
 PROVISIONAL_ID_PATTERN = r"^PRV-[0-9A-F]{10}$"
 # Kemendagri codes of Jawa Timur, dotted (35.15, 35.15.14, 35.15.14.2001) or as plain digits.
