@@ -17,16 +17,10 @@ ALL_SCOPES = (READ, WRITE, VERIFY, APPROVE, PROGRAMME_ADMIN, PII_READ, AUDIT_REA
 
 
 def acting_user(principal: Principal) -> str:
-    """The officer acting: the token's ``user`` claim, else the client itself, case-folded.
-
-    Every "who did it" column and every four-eyes comparison uses this form, so ``QA.PREP``
-    and ``qa.prep`` are one person (the gateway accepts a user id in any case). It is the
-    kernel's ``Principal.actor``; this function stands in until every kernel in use has it.
-    """
-    actor = getattr(principal, "actor", None)
-    if isinstance(actor, str) and actor:
-        return actor
-    return str(principal.claims.get("user") or principal.subject).casefold()
+    """The officer acting (``Principal.actor``): the token's ``user`` claim, else the client
+    itself, case-folded. Every "who did it" column and every four-eyes comparison uses it, so
+    ``QA.PREP`` and ``qa.prep`` are one person (the gateway accepts a user id in any case)."""
+    return principal.actor
 
 
 def same_user(a: str | None, b: str | None) -> bool:

@@ -2,22 +2,20 @@
 OpenAPI document, so that a request valid by the schema is accepted and bad input is a 422
 naming the field (never a database error).
 
-``Int32``/``Int64`` are PostgreSQL's ``integer``/``bigint`` ranges; the kernel's
-``pilar_kernel.types`` gives the same two, and this module switches to them in one line
-once every kernel in use has them.
+``Int32``/``Int64`` (``pilar_kernel.types``) are PostgreSQL's ``integer``/``bigint`` ranges.
 """
 
 from __future__ import annotations
 
+import uuid
+from datetime import datetime
 from typing import Annotated
 
 from pydantic import Field
 
-try:  # the kernel's, when present
-    from pilar_kernel.types import Int32, Int64  # type: ignore[import-not-found]
-except ImportError:  # pragma: no cover - until the kernel has them
-    Int32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
-    Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+from pilar_kernel.pagination import decode_cursor
+from pilar_kernel.problems import Problem, problem_responses  # noqa: F401  (re-exported for the routes)
+from pilar_kernel.types import Int32, Int64
 
 # Versions count edits of one record from 1.
 Version = Annotated[Int32, Field(ge=1, description="the version you read; a stale version is refused with 409")]
@@ -38,41 +36,13 @@ PPKS_PATTERN = r"^[a-z][a-z_]{1,59}$"
 CURSOR_MAX = 500
 
 
-def time_id_cursor(cursor: str | None):
+def time_id_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
     """A ``[timestamp, uuid]`` cursor as typed values, or None; any other shape (a cursor of
-    another endpoint, a forged one) is a 422 naming ``query.cursor``. The kernel's
-    ``decode_cursor(cursor, datetime, UUID)`` does the same once every kernel in use has it."""
-    import uuid
-    from datetime import datetime
-
-    from pilar_kernel.pagination import decode_cursor
-    from pilar_kernel.problems import Problem
-
-    after = decode_cursor(cursor)
+    another endpoint, a forged one) is a 422 naming ``query.cursor``."""
+    after = decode_cursor(cursor, datetime, uuid.UUID)
     if not after:
         return None
-    try:
-        if len(after) != 2 or not all(isinstance(v, str) for v in after):
-            raise ValueError("not a [time, id] cursor")
-        at = datetime.fromisoformat(after[0])
-        if at.tzinfo is None:
-            raise ValueError("naive time")
-        return at, uuid.UUID(after[1])
-    except (ValueError, TypeError) as exc:
+    if after[0].tzinfo is None:  # ours always carry the offset
         raise Problem("cursor is not one this endpoint issued", status=422, type="validation-error", title="Invalid input",
-                      errors=[{"field": "query.cursor", "message": "unknown cursor", "rule": "cursor"}]) from exc
-
-
-def problem_responses(*codes: int) -> dict:
-    """``responses=`` for a route that answers problem+json with ``codes`` beyond the kernel's
-    defaults (the kernel's ``problem_responses`` when present)."""
-    try:
-        from pilar_kernel.problems import problem_responses as kernel  # type: ignore[attr-defined]
-    except ImportError:
-        kernel = None
-    if kernel is not None:
-        return kernel(*codes)
-    from http import HTTPStatus
-
-    return {code: {"description": HTTPStatus(code).phrase, "content": {"application/problem+json": {"schema": {"type": "object"}}}}
-            for code in codes}
+                      errors=[{"field": "query.cursor", "message": "unknown cursor", "rule": "cursor"}])
+    return after[0], after[1]

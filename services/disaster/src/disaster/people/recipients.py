@@ -42,7 +42,7 @@ def _now() -> datetime:
 
 def _actor(principal: Principal) -> str:
     """The acting officer, case-folded (``QA.PREP`` and ``qa.prep`` are one person)."""
-    return access.acting_user(principal).casefold()
+    return principal.actor
 
 
 # -- persons linked after the assessment --------------------------------------------------
