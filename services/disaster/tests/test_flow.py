@@ -29,12 +29,15 @@ from disaster_testkit import (
     declare,
     migrate,
     ok,
+    problem,
     receive,
     scalar,
     warehouse,
     write_jwks,
 )
 from pilar_kernel.nik import make_nik
+from pilar_kernel.pii import nik_hash
+from pilar_kernel.settings import DEV_SECRET
 from pilar_kernel.testing import eventually, running_app
 
 pytestmark = pytest.mark.stack
@@ -150,20 +153,38 @@ async def test_an_incident_from_declaration_to_recovery(new_database, kafka_boot
         rows = {r.name: r for r in await eventually(registry_state, timeout=60)}
         assert rows["Sri Wahyuni"].ppks == ["fakir_miskin", "korban_bencana_alam"]
         for name in ("Dimas", "Paijo Santoso", "Mbah Sarinah"):
-            assert rows[name].provisional_id.startswith("PRV-") and rows[name].nik_hash is None
+            assert rows[name].provisional_id.startswith("PRV-")
             assert str(inc["id"]) in rows[name].domicile_note
+        # The provisional record keeps the NIK hash the field team had (never the NIK).
+        assert rows["Paijo Santoso"].nik_hash == nik_hash(stranger_nik, DEV_SECRET)
+        assert rows["Dimas"].nik_hash is None and rows["Mbah Sarinah"].nik_hash is None
         r = ok(await registry.get(f"/v1/persons/{head['id']}", headers=REGISTRY))
         assert "korban_bencana_alam" in r["ppks"]
 
-        # -- emergency cash: one payment for the known household, held for the one nobody knows
+        # -- the disaster service links the members the registry opened records for (issue 12: it
+        # could not, and the household nobody knew stayed unpaid for good); the household is
+        # announced again with its new recipient
+        async def linked():
+            h = ok(await disaster.get(f"/v1/households/{unknown['id']}", headers=READER))
+            return h if h["recipient_person_id"] is not None and all(m["person_id"] for m in h["members"]) else None
+
+        relinked = await eventually(linked, timeout=60)
+        paijo = next(m for m in relinked["members"] if m["name"] == "Paijo Santoso")
+        assert relinked["version"] == 2 and relinked["recipient_person_id"] == paijo["person_id"] is not None
+        assert all(m["person_id"] is not None for m in relinked["members"])
+        assert ok(await registry.get(f"/v1/persons/{paijo['person_id']}", headers=REGISTRY))["name"] == "Paijo Santoso"
+        dimas = ok(await disaster.get(f"/v1/households/{known['id']}", headers=READER))
+        assert dimas["version"] == 1 and dimas["recipient_person_id"] == head["id"]  # the head still receives: not announced again
+
+        # -- emergency cash: one payment for each household, the second once its head is known
         async def grants():
             rows = ok(await disbursement.get("/v1/relief-grants", params={"incident_id": inc["id"]}, headers=DISB_PREPARER))
-            return rows if len(rows) == 2 else None
+            return rows if len(rows) == 2 and all(g["status"] == "paid" for g in rows) else None
 
         by_household = {g["household_id"]: g for g in await eventually(grants, timeout=60)}
-        paid, held = by_household[known["id"]], by_household[unknown["id"]]
+        paid, late = by_household[known["id"]], by_household[unknown["id"]]
         assert (paid["status"], paid["amount"], paid["person_id"]) == ("paid", 5_000_000, head["id"])
-        assert (held["status"], held["reason"], held["amount"]) == ("held", "recipient_unknown", 2_000_000)
+        assert (late["status"], late["amount"], late["person_id"], late["household_version"]) == ("paid", 2_000_000, paijo["person_id"], 2)
         # Re-assessed (announced again), and the household event delivered anew: still one payment.
         ok(await disaster.patch(f"/v1/households/{known['id']}", json={"version": 1, "member_count": 4}, headers=LUMAJANG))
         await eventually(lambda: _applied(disbursement, known["id"], 2), timeout=60)
@@ -225,7 +246,7 @@ async def test_an_incident_from_declaration_to_recovery(new_database, kafka_boot
         stats = ok(await disaster.get(f"/v1/incidents/{inc['id']}/statistics", headers=READER))
         assert stats["status"] == "recovery"
         assert (stats["households"]["households"], stats["households"]["heavy"], stats["households"]["moderate"]) == (2, 1, 1)
-        assert (stats["persons"]["persons"], stats["displaced"], stats["persons"]["matched_to_registry"]) == (5, 5, 2)
+        assert (stats["persons"]["persons"], stats["displaced"], stats["persons"]["matched_to_registry"]) == (5, 5, 5)
         assert stats["casualties"] == {"dead": 0, "missing": 1, "injured": 1}
         assert (stats["evacuation"]["headcount"], stats["evacuation"]["kitchen_portions"]) == (85, 255)
         assert {s["item_code"]: s["quantity"] for s in stats["stock_distributed"]}["family_kit"] == 21
@@ -236,8 +257,82 @@ async def test_an_incident_from_declaration_to_recovery(new_database, kafka_boot
         assert (await disaster.get(f"/v1/incidents/{inc['id']}/statistics", headers=SURABAYA)).status_code == 404
 
 
+async def test_held_emergency_cash_is_paid_to_a_recipient_named_by_hand_under_four_eyes(new_database, kafka_bootstrap, tmp_path_factory):
+    """Issue 12: a household none of whose members can receive (here a child alone) stayed
+    unpaid, with no way to name a recipient. One officer names a registry person with a
+    reason, another confirms; the held grant is paid once, retries included."""
+    jwks = write_jwks(tmp_path_factory.mktemp("keys"))
+    async with platform(new_database, kafka_bootstrap, jwks) as (registry, disbursement, disaster):
+        uncle_nik = make_nik("35.08.01", date(1969, 5, 20), "M", 21)
+        uncle = ok(await registry.post("/v1/persons", headers=REGISTRY, json={
+            "nik": uncle_nik, "name": "Kasiman", "sex": "M", "village_code": "35.08.01.2003"}), 201)
+        assert uncle["birth_date"] == "1969-05-20"  # from the NIK
+        await eventually(lambda: scalar(disaster, "SELECT count(*) = 1 FROM registry_person WHERE person_id = :p", p=uncle["id"]), timeout=60)
+        await relief_round(disbursement)
+        inc = await declare(disaster, status="emergency_response", started=TODAY - timedelta(days=2), headers=LUMAJANG)
+        alone = ok(await disaster.post(f"/v1/incidents/{inc['id']}/households", headers=LUMAJANG, json={
+            "village_code": "35.08.01.2003", "damage_level": "heavy", "displaced": True, "members": [
+                {"name": "Budi", "sex": "M", "birth_date": "2015-09-09", "relationship": "child", "vulnerabilities": ["child"]},
+                {"name": "Pak Darmo", "sex": "M", "relationship": "head", "condition": "dead"}]}), 201)
+
+        async def held():
+            rows = ok(await disbursement.get("/v1/relief-grants", params={"incident_id": inc["id"]}, headers=DISB_PREPARER))
+            return rows[0] if rows else None
+
+        grant = await eventually(held, timeout=60)
+        assert (grant["status"], grant["reason"]) == ("held", "recipient_unknown")
+        # The child becomes a provisional registry person and is linked; a child does not receive cash.
+        await eventually(lambda: scalar(disaster, "SELECT count(*) = 1 FROM affected_person WHERE household_id = :h AND person_id IS NOT NULL",
+                                        h=alone["id"]), timeout=60)
+        assert ok(await disaster.get(f"/v1/households/{alone['id']}", headers=READER))["recipient_person_id"] is None
+
+        officer_a = KEYS.headers("disaster:read", "disaster:write", "disaster:approve", region="35.08", subject="bpbd-lumajang", user="Tini.W")
+        officer_a_upper = KEYS.headers("disaster:read", "disaster:approve", region="35.08", subject="bpbd-lumajang", user="TINI.W")
+        officer_b = KEYS.headers("disaster:read", "disaster:approve", region="35.08", subject="bpbd-lumajang", user="kalaksa-bpbd")
+        elsewhere = KEYS.headers("disaster:read", "disaster:write", "disaster:approve", region="35.78", subject="dinsos-surabaya", user="x")
+        path = f"/v1/households/{alone['id']}/recipient-assignments"
+        reason = {"reason": "uncle and guardian of the orphaned child, confirmed by the village head"}
+        # Bad names are refused naming the field; another regency's office does not see the household.
+        problem(await disaster.post(path, headers=officer_a, json={"person_id": str(uuid.uuid4()), **reason}), 422, "recipient.unknown")
+        problem(await disaster.post(path, headers=officer_a, json={"person_id": uncle["id"], "reason": "short"}), 422)
+        problem(await disaster.post(path, headers=elsewhere, json={"person_id": uncle["id"], **reason}), 404)
+        proposal = ok(await disaster.post(path, headers={**officer_a, "Idempotency-Key": "name-uncle"}, json={"person_id": uncle["id"], **reason}), 201)
+        assert (proposal["status"], proposal["proposed_by"]) == ("proposed", "tini.w")
+        # Proposing is not paying.
+        assert (await held())["status"] == "held"
+        confirm = f"/v1/recipient-assignments/{proposal['id']}/confirm"
+        for same in (officer_a, officer_a_upper):
+            problem(await disaster.post(confirm, headers=same), 403, "recipient.four_eyes")
+        problem(await disaster.post(confirm, headers=LUMAJANG_ADMIN), 403)  # no approve scope
+        problem(await disaster.post(confirm, headers=elsewhere), 404)
+        keyed = {**officer_b, "Idempotency-Key": f"confirm-{proposal['id']}"}
+        first = await disaster.post(confirm, headers=keyed)
+        again = await disaster.post(confirm, headers=keyed)
+        assert (first.status_code, again.status_code) == (200, 200), first.text
+        assert again.json() == first.json() and again.headers.get("Idempotent-Replayed") == "true"
+        assert (first.json()["recipient_person_id"], first.json()["version"]) == (uncle["id"], 2)
+        problem(await disaster.post(confirm, headers=officer_b), 409, "recipient.decided")
+        history = ok(await disaster.get(path, headers=READER))
+        assert [(a["status"], a["proposed_by"], a["confirmed_by"]) for a in history] == [("confirmed", "tini.w", "kalaksa-bpbd")]
+
+        async def paid():
+            g = await held()
+            return g if g["status"] == "paid" else None
+
+        grant = await eventually(paid, timeout=60)
+        assert (grant["person_id"], grant["amount"], grant["household_version"]) == (uncle["id"], 5_000_000, 2)
+        payments = ok(await disbursement.get("/v1/payments", params={"person_id": uncle["id"]}, headers=DISB_PREPARER))["items"]
+        assert [p["amount"] for p in payments] == [5_000_000]
+        # A re-assessment keeps the recipient named by hand and pays nothing twice.
+        ok(await disaster.patch(f"/v1/households/{alone['id']}", json={"version": 2, "member_count": 3}, headers=LUMAJANG))
+        assert ok(await disaster.get(f"/v1/households/{alone['id']}", headers=READER))["recipient_person_id"] == uncle["id"]
+        await eventually(lambda: scalar(disbursement, "SELECT count(*) >= 3 FROM inbox WHERE consumer = 'disbursement.relief'"), timeout=60)
+        payments = ok(await disbursement.get("/v1/payments", params={"person_id": uncle["id"]}, headers=DISB_PREPARER))["items"]
+        assert len(payments) == 1
+
+
 async def _applied(client, household_id: str, version: int) -> bool:
     """The relief consumer has seen this version of the household's event (applied or ignored)."""
     async with client.app.state.session_factory() as s:
         n = (await s.execute(text("SELECT count(*) FROM inbox WHERE consumer = 'disbursement.relief' AND topic = 'disaster.household'"))).scalar_one()
-    return n >= 3  # two first assessments and the re-assessment
+    return n >= 4  # two first assessments, the second announced again with its recipient, and the re-assessment

@@ -5,6 +5,7 @@ with it, nobody is registered from a death report, and a redelivery changes noth
 
 from __future__ import annotations
 
+import json
 import uuid
 from contextlib import asynccontextmanager
 from datetime import date
@@ -131,7 +132,13 @@ async def test_an_unknown_person_becomes_a_provisional_record_but_not_from_a_dea
 
     rows = {p.name: p for p in await eventually(lambda: _both(created))}
     wagiman = rows["Wagiman"]
-    assert wagiman.provisional_id.startswith("PRV-") and wagiman.nik_hash is None
+    # Issue 12: the hash was dropped and the event named no affected person, so the disaster
+    # service could never link the record (and the household's emergency cash stayed held).
+    assert wagiman.provisional_id.startswith("PRV-") and wagiman.nik_hash == "f" * 64 and wagiman.nik_enc is None
+    registered = await registered_event(registry, wagiman.id)
+    assert registered["affected_person_id"] == str(event.affected_person_id)
+    assert registered["nik_hash"] == "f" * 64 and registered["provisional"] is True
+    assert "name" not in registered
     assert (wagiman.sex, wagiman.birth_date, wagiman.ppks) == ("M", date(1961, 7, 1), ["korban_bencana_alam"])
     assert (wagiman.village_code, wagiman.district_code, wagiman.regency_code) == ("35.08.01.2001", "35.08.01", "35.08")
     assert str(event.affected_person_id) in wagiman.domicile_note
@@ -141,6 +148,46 @@ async def test_an_unknown_person_becomes_a_provisional_record_but_not_from_a_dea
         after = (await s.execute(select(func.count()).select_from(Person))).scalar_one()
         ponirah = (await s.execute(text("SELECT count(*) FROM person WHERE name = 'Ponirah'"))).scalar_one()
     assert after == before + 2 and ponirah == 0
+
+
+async def registered_event(client, person_id) -> dict:
+    async with client.app.state.session_factory() as s:
+        payload = (await s.execute(select(outbox.c.payload).where(
+            outbox.c.message_key == str(person_id), outbox.c.ce_type.like("%person.registered.v1")))).scalar_one()
+    return json.loads(payload)
+
+
+async def test_registering_the_nik_completes_the_provisional_record_a_disaster_report_opened(registry, publish):
+    """The provisional record holds the NIK's hash; registering that NIK later must not be
+    refused as a duplicate: it completes the record, which keeps its id."""
+    number = make_nik("35.08.01", date(1984, 2, 9), "F", next(_serial))
+    digest = nik_hash(number, DEV_SECRET)
+    event = affected(name="Sumiati", sex="F", birth_date=date(1984, 2, 9), village_code="35.08.01.2001", nik_hash=digest)
+    await publish(event)
+
+    async def opened():
+        async with registry.app.state.session_factory() as s:
+            return (await s.exec(select(Person).where(Person.nik_hash == digest))).first()
+
+    provisional = await eventually(opened)
+    assert provisional.nik_enc is None and provisional.provisional_id
+    # The NIK finds the provisional record already (by its hash).
+    r = await registry.post("/v1/persons/lookup", json={"nik": number}, headers=PROVINCE)
+    assert r.status_code == 200 and r.json()["id"] == str(provisional.id) and r.json()["nik"] is None
+    r = await registry.post("/v1/persons", headers=PROVINCE, json={
+        "nik": number, "name": "Sumiati binti Karto", "sex": "F", "village_code": "35.08.01.2001", "decile": 3, "decile_date": "2026-01-01"})
+    assert r.status_code == 201, r.text
+    done = r.json()
+    assert done["id"] == str(provisional.id) and done["nik"] == "3508********" + number[-4:] and done["nik_masked"]
+    assert done["name"] == "Sumiati binti Karto" and done["birth_date"] == "1984-02-09" and done["decile"] == 3
+    assert done["ppks"] == ["korban_bencana_alam"] and done["version"] == provisional.version + 1
+    async with registry.app.state.session_factory() as s:
+        changed = (await s.execute(select(outbox.c.payload).where(
+            outbox.c.message_key == str(provisional.id), outbox.c.ce_type.like("%person.updated.v1")))).scalars().all()
+    assert any("nik" in json.loads(p)["changed"] for p in changed)
+    # Now a full record: registering the NIK again is a duplicate.
+    again = await registry.post("/v1/persons", headers=PROVINCE, json={"nik": number, "name": "Sumiati", "sex": "F"})
+    assert again.status_code == 409 and again.json()["errors"][0]["rule"] == "nik.unique"
 
 
 async def _both(created):

@@ -54,3 +54,25 @@ async def test_dismissed_pair_is_closed(registry):
     assert candidate["id"] not in {c["id"] for c in (await registry.get("/v1/duplicates", headers=OFFICE)).json()}
     bad_keep = await registry.post(f"/v1/duplicates/{candidate['id']}/merge", json={"keep": a["id"]}, headers=OFFICE)
     assert bad_keep.status_code == 409
+
+
+async def test_a_retried_decision_with_an_idempotency_key_gets_the_first_answer(registry):
+    """Issue 12: a retried merge or dismissal got a 409 ("already merged") instead of the first answer."""
+    a = (await registry.post("/v1/persons", json=body("Bambang Sutejo", 701), headers=OFFICE)).json()
+    b = (await registry.post("/v1/persons", json=body("Bambang Sutedjo", 702), headers=OFFICE)).json()
+    c = (await registry.post("/v1/persons", json=body("Bambang Soetedjo", 703), headers=OFFICE)).json()
+    queue = (await registry.get("/v1/duplicates", headers=OFFICE)).json()
+    ab = next(x for x in queue if {x["person_id"], x["other_id"]} == {a["id"], b["id"]})
+    ac = next(x for x in queue if {x["person_id"], x["other_id"]} == {a["id"], c["id"]})
+    reviewer = KEYS.headers("registry:read", "registry:verify", region="35.15", subject="dinsos-sidoarjo", user="Reviewer-1")
+    key = {**reviewer, "Idempotency-Key": f"dismiss-{ab['id']}"}
+    first = await registry.post(f"/v1/duplicates/{ab['id']}/dismiss", json={"note": "cousins"}, headers=key)
+    again = await registry.post(f"/v1/duplicates/{ab['id']}/dismiss", json={"note": "cousins"}, headers=key)
+    assert (first.status_code, again.status_code) == (200, 200) and again.json() == first.json()
+    assert again.headers.get("Idempotent-Replayed") == "true" and first.json()["decided_by"] == "reviewer-1"
+    key = {**reviewer, "Idempotency-Key": f"merge-{ac['id']}"}
+    first = await registry.post(f"/v1/duplicates/{ac['id']}/merge", json={"keep": a["id"]}, headers=key)
+    again = await registry.post(f"/v1/duplicates/{ac['id']}/merge", json={"keep": a["id"]}, headers=key)
+    assert (first.status_code, again.status_code) == (200, 200) and again.json() == first.json()
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert (await registry.get(f"/v1/persons/{c['id']}", headers=OFFICE)).json()["merged_into"] == a["id"]

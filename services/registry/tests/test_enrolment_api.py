@@ -225,6 +225,39 @@ async def test_four_eyes_the_proposer_cannot_verify(registry):
     assert_problem(await registry.post(f"/v1/enrolments/{eid2}/approve", headers=OFFICER_A), 403)
 
 
+async def test_four_eyes_three_different_people_propose_verify_and_approve(registry):
+    """Issue 12: the proposer approved once someone else had verified; and user ids differing
+    only in case counted as two people."""
+    # A regency office whose officers hold every step's scope: only the rule stops them.
+    def office(user: str) -> dict:
+        return KEYS.headers(*OFFICE_SCOPES, "registry:approve", region="35.15", subject="dinsos-sidoarjo", user=user)
+
+    person = await register(registry)
+    eid = (await propose(registry, person["id"], "PKH_PLUS", headers=office("Officer-A"))).json()["id"]
+    # The proposer under another spelling of the same id cannot verify.
+    assert_problem(await registry.post(f"/v1/enrolments/{eid}/verify", headers=office("OFFICER-A")), 403, rule="enrolment.four_eyes")
+    assert (await registry.post(f"/v1/enrolments/{eid}/verify", headers=office("officer-b"))).status_code == 200
+    # Neither the proposer nor the verifier (in any case) can approve.
+    for user in ("officer-a", "OFFICER-A", "Officer-B"):
+        body = assert_problem(await registry.post(f"/v1/enrolments/{eid}/approve", headers=office(user)), 403,
+                              rule="enrolment.four_eyes", field="user")
+        assert "four-eyes" in body["detail"]
+    current = (await registry.get(f"/v1/enrolments/{eid}", headers=OFFICER_A)).json()
+    assert current["status"] == "verified" and current["decided_by"] is None
+    assert "enrolment.approved.v1" not in await event_types(registry, eid)
+    # A third person approves; who did what is recorded case-folded.
+    r = await registry.post(f"/v1/enrolments/{eid}/approve", headers=office("Officer-C"))
+    assert r.status_code == 200, r.text
+    assert (r.json()["proposed_by"], r.json()["verified_by"], r.json()["decided_by"]) == ("officer-a", "officer-b", "officer-c")
+
+    # Without a user claim the client itself is the actor: a client that proposed cannot approve.
+    app = KEYS.headers(*OFFICE_SCOPES, "registry:approve", region="35.15", subject="dinsos-sidoarjo-app")
+    other = await register(registry)
+    eid2 = (await propose(registry, other["id"], "PKH_PLUS", headers=app)).json()["id"]
+    assert (await registry.post(f"/v1/enrolments/{eid2}/verify", headers=office("officer-b"))).status_code == 200
+    assert_problem(await registry.post(f"/v1/enrolments/{eid2}/approve", headers=app), 403, rule="enrolment.four_eyes")
+
+
 async def test_a_regency_office_works_only_in_its_own_region(registry):
     person = await register(registry)  # lives in Sidoarjo (35.15)
     assert_problem(await propose(registry, person["id"], "PKH_PLUS", headers=MOJOKERTO), 404)
@@ -273,6 +306,43 @@ async def test_idempotent_proposal(registry):
     assert again.json() == first.json() and again.headers.get("Idempotent-Replayed") == "true"
     other_body = await propose(registry, person["id"], "KUBE", headers={**OFFICER_A, **key})
     assert_problem(other_body, 422)
+
+
+async def test_retried_transitions_with_an_idempotency_key_get_the_first_answer(registry):
+    """Issue 12: a retried verify/approve/suspend/resume/end/reject got a 409 instead of the first answer."""
+    def keyed(headers: dict, key: str) -> dict:
+        return {**headers, "Idempotency-Key": f"{key}-{uuid.uuid4()}"}
+
+    async def twice(path: str, headers: dict, body: dict | None = None):
+        first = await registry.post(path, headers=headers, json=body)
+        again = await registry.post(path, headers=headers, json=body)
+        assert (first.status_code, again.status_code) == (200, 200), (first.text, again.text)
+        assert again.json() == first.json() and again.headers.get("Idempotent-Replayed") == "true"
+        assert "Idempotent-Replayed" not in first.headers
+        return first.json()
+
+    person = await register(registry, decile=1)
+    eid = (await propose(registry, person["id"], "PKH_PLUS")).json()["id"]
+    assert (await twice(f"/v1/enrolments/{eid}/verify", keyed(OFFICER_B, "verify")))["status"] == "verified"
+    approval = keyed(APPROVER, "approve")
+    assert (await twice(f"/v1/enrolments/{eid}/approve", approval, {"version": 2}))["status"] == "active"
+    # The same key with another body is refused, naming the key's misuse; nothing changes.
+    other = await registry.post(f"/v1/enrolments/{eid}/approve", headers=approval, json={"version": 3})
+    assert_problem(other, 422)
+    assert (await twice(f"/v1/enrolments/{eid}/suspend", keyed(OFFICER_A, "suspend"), {"reason": "data check"}))["status"] == "suspended"
+    assert (await twice(f"/v1/enrolments/{eid}/resume", keyed(APPROVER, "resume")))["status"] == "active"
+    ended = await twice(f"/v1/enrolments/{eid}/end", keyed(OFFICER_A, "end"), {"reason": "graduation"})
+    assert ended["status"] == "ended" and ended["version"] == 6
+    # Each step happened once: one event each.
+    assert await event_types(registry, eid) == ["proposed.v1", "approved.v1", "suspended.v1", "resumed.v1", "ended.v1"]
+    # Without a key a repeat is still refused by the lifecycle.
+    assert_problem(await registry.post(f"/v1/enrolments/{eid}/end", headers=OFFICER_A, json={"reason": "graduation"}), 409)
+
+    other_person = await register(registry)
+    eid2 = (await propose(registry, other_person["id"], "KUBE")).json()["id"]
+    rejected = await twice(f"/v1/enrolments/{eid2}/reject", keyed(APPROVER, "reject"), {"reason": "not poor"})
+    assert rejected["status"] == "rejected"
+    assert await event_types(registry, eid2) == ["proposed.v1", "rejected.v1"]
 
 
 async def test_death_ends_every_open_enrolment(registry):

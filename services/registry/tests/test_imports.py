@@ -387,3 +387,26 @@ async def test_pieces_applied_side_by_side_build_the_same_households(imports, mo
             ).bindparams(k=str(hh["id"])))).scalar_one()
         last = json.loads(last)
         assert len(last["member_ids"]) == 4 and last["head_person_id"] == head["id"]
+
+
+async def test_an_imported_nik_completes_the_provisional_record_that_kept_its_hash(imports):
+    """A provisional record opened from a disaster report keeps the NIK's hash (issue 12); an
+    import of that NIK completes it (same id, the NIK stored) instead of leaving it without."""
+    await start_worker(imports)
+    row = person_row(kk_number="3515140101200077", name="Sumarni", ppks="", decile="", decile_date="")
+    privacy = imports.app.state.privacy
+    person_id = uuid.uuid4()
+    async with imports.app.state.session_factory() as s, s.begin():
+        await s.execute(text(
+            "INSERT INTO person (id, nik_hash, provisional_id, pii_key_id, name, name_norm, sex, village_code, district_code, regency_code, ppks) "
+            "VALUES (:id, :h, :prv, 'k', 'Sumarni', 'sumarni', 'F', :v, '35.15.14', '35.15', ARRAY['korban_bencana_alam'])"),
+            {"id": person_id, "h": privacy.hash_nik(row["nik"]), "prv": f"PRV-{uuid.uuid4().hex[:10].upper()}", "v": SIDOARJO_VILLAGE})
+    job = await finished(imports, (await submit(imports, to_csv([row])))["id"])
+    assert (job["inserted"], job["updated"], job["failed"]) == (0, 1, 0), job
+    r = await imports.post("/v1/persons/lookup", json={"nik": row["nik"]}, headers=SIDOARJO)
+    assert r.status_code == 200 and r.json()["id"] == str(person_id)
+    assert r.json()["nik"] == row["nik"][:4] + "*" * 8 + row["nik"][-4:] and r.json()["birth_date"] == row["birth_date"]
+    async with imports.app.state.session_factory() as s:
+        payload = (await s.execute(select(outbox.c.payload).where(
+            outbox.c.message_key == str(person_id), outbox.c.ce_type.like("%person.updated.v1")))).scalar_one()
+    assert "nik" in json.loads(payload)["changed"]

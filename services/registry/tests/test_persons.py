@@ -86,6 +86,39 @@ async def test_each_nik_rule_is_a_422_naming_it(registry, change, rule):
     assert rule in {e["rule"] for e in r.json()["errors"] if e["field"] == "nik"}
 
 
+async def test_a_nik_without_a_birth_date_gives_the_birth_date(registry):
+    """Issue 12: the birth date stayed empty although the NIK encodes it (women +40 on the day)."""
+    for born, sex in ((date(1950, 3, 14), "F"), (date(1988, 11, 30), "M"), (date(2004, 1, 1), "F")):
+        body = person(birth_date=born, sex=sex)
+        del body["birth_date"]
+        r = await registry.post("/v1/persons", json=body, headers=SIDOARJO)
+        assert r.status_code == 201, r.text
+        assert r.json()["birth_date"] == born.isoformat()
+        async with registry.app.state.session_factory() as s:
+            payload = (await s.execute(select(outbox.c.payload).where(
+                outbox.c.message_key == r.json()["id"], outbox.c.ce_type.like("%person.registered.v1")))).scalar_one()
+        assert f'"birth_date":"{born.isoformat()}"' in payload.decode()
+    # A null birth date is the same as none.
+    body = person(birth_date=date(1966, 6, 6), sex="M")
+    body["birth_date"] = None
+    r = await registry.post("/v1/persons", json=body, headers=SIDOARJO)
+    assert r.status_code == 201 and r.json()["birth_date"] == "1966-06-06"
+    # A given birth date that contradicts the NIK is still refused, naming the rule.
+    body = person(birth_date=date(1950, 3, 14))
+    body["birth_date"] = "1950-03-15"
+    r = await registry.post("/v1/persons", json=body, headers=SIDOARJO)
+    assert r.status_code == 422 and "nik.birth_date_mismatch" in {e["rule"] for e in r.json()["errors"]}
+    # A NIK whose digits are no date still fails its own rule, not a missing birth date.
+    body = person()
+    body["nik"], body["birth_date"] = "3515143213500001", None
+    r = await registry.post("/v1/persons", json=body, headers=SIDOARJO)
+    assert r.status_code == 422 and {e["rule"] for e in r.json()["errors"]} == {"nik.birth_date"}
+    # Clearing the birth date of a person with a NIK gives the NIK's date back.
+    kept = await register(registry, birth_date=date(1971, 8, 17), sex="M")
+    r = await registry.patch(f"/v1/persons/{kept['id']}", json={"version": kept["version"], "birth_date": None}, headers=SIDOARJO)
+    assert r.status_code == 200 and r.json()["birth_date"] == "1971-08-17"
+
+
 async def test_bad_fields_are_named(registry):
     r = await registry.post(
         "/v1/persons",
@@ -216,3 +249,84 @@ async def test_pagination_is_stable(registry):
     ids = [p["id"] for p in first["items"] + second["items"]]
     assert len(ids) == len(set(ids)) == 5 and second["next_cursor"] is None
     assert (await registry.get("/v1/persons?cursor=garbage", headers=SURABAYA)).status_code == 422
+
+
+async def test_retried_status_changes_with_an_idempotency_key_get_the_first_answer(registry):
+    """Issue 12: a retried death, move-out, merge or update got a 409 instead of the first answer."""
+    async def twice(method: str, path: str, body: dict, key: str, headers=SIDOARJO):
+        headers = {**headers, "Idempotency-Key": key}
+        first = await registry.request(method, path, json=body, headers=headers)
+        again = await registry.request(method, path, json=body, headers=headers)
+        assert (first.status_code, again.status_code) == (200, 200), (first.text, again.text)
+        assert again.json() == first.json() and again.headers.get("Idempotent-Replayed") == "true"
+        return first.json()
+
+    p = await register(registry)
+    updated = await twice("PATCH", f"/v1/persons/{p['id']}", {"version": p["version"], "occupation": "buruh tani"}, f"patch-{p['id']}")
+    assert updated["occupation"] == "buruh tani" and updated["version"] == p["version"] + 1
+    dead = await twice("POST", f"/v1/persons/{p['id']}/death", {"date_of_death": "2026-01-05", "version": updated["version"]},
+                       f"death-{p['id']}")
+    assert dead["status"] == "deceased"
+    moved = await register(registry)
+    out = await twice("POST", f"/v1/persons/{moved['id']}/move-out", {"moved_on": "2026-02-01", "destination": "73.71",
+                                                                      "version": moved["version"]}, f"move-{moved['id']}")
+    assert out["status"] == "moved_out"
+    provisional = (await registry.post("/v1/persons", json={"name": "Tanpa Identitas", "sex": "M", "provisional": True,
+                                                             "village_code": SIDOARJO_VILLAGE}, headers=SIDOARJO)).json()
+    real = await register(registry)
+    survivor = await twice("POST", f"/v1/persons/{provisional['id']}/merge", {"into_person_id": real["id"], "reason": "KTP checked"},
+                           f"merge-{provisional['id']}", headers=PROVINCE)
+    assert survivor["id"] == real["id"]
+    async with registry.app.state.session_factory() as s:
+        kinds = (await s.execute(select(outbox.c.ce_type).where(outbox.c.message_key.in_([p["id"], moved["id"], provisional["id"]]))
+                                 )).scalars().all()
+    assert sorted(k.rsplit(".", 2)[-2] for k in kinds if "registered" not in k) == ["deceased", "merged", "moved", "updated"]
+
+
+async def test_bad_input_is_a_422_naming_the_field_never_a_server_error(registry):
+    """Issue 12: integers beyond PostgreSQL's range, cursors of another shape and unbounded
+    strings reached the database; every one must be a 422 naming the field."""
+    from pilar_kernel.pagination import encode_cursor
+
+    p = await register(registry)
+
+    def fields(r) -> set[str]:
+        assert r.status_code == 422, r.text
+        assert r.headers["content-type"].startswith("application/problem+json")
+        return {e["field"] for e in r.json()["errors"]}
+
+    for version in (2**31, 0, -1):
+        assert "body.version" in fields(await registry.patch(f"/v1/persons/{p['id']}", json={"version": version, "rt": "1"}, headers=SIDOARJO))
+        assert "body.version" in fields(await registry.post(f"/v1/persons/{p['id']}/death", json={"version": version, "date_of_death": "2026-01-01"},
+                                                            headers=SIDOARJO))
+    approver = KEYS.headers("registry:read", "registry:approve", subject="dinsos-jatim", user="kabid")
+    assert "body.version" in fields(await registry.post(f"/v1/enrolments/{p['id']}/approve", json={"version": 2**40}, headers=approver))
+    assert "body.village_code" in fields(await registry.post("/v1/persons", json=person(village_code="x" * 5000), headers=SIDOARJO))
+    assert "body.nik" in fields(await registry.post("/v1/persons", json=person(nik="1" * 500 + "x"), headers=SIDOARJO))
+    assert "body.ppks.0" in fields(await registry.post("/v1/persons", json=person(ppks=["Not A Slug!"]), headers=SIDOARJO))
+    assert "body.destination" in fields(await registry.post(f"/v1/persons/{p['id']}/move-out", headers=SIDOARJO,
+                                                            json={"version": 1, "moved_on": "2026-01-01", "destination": "anywhere"}))
+    assert "body.provisional_id" in fields(await registry.post("/v1/persons/lookup", json={"provisional_id": "x" * 300}, headers=SIDOARJO))
+    for query in ({"regency_code": "abc"}, {"district_code": "35"}, {"ppks": "DROP TABLE"}, {"name": "x" * 1000}, {"cursor": "c" * 2000}):
+        assert f"query.{next(iter(query))}" in fields(await registry.get("/v1/persons", params=query, headers=SIDOARJO))
+    # A cursor that decodes but has another shape (another endpoint's, a forged one).
+    for forged in ([1, 2], ["not a time", "x"], ["2026-01-01T00:00:00+00:00"], ["2026-01-01T00:00:00+00:00", "not-a-uuid"], [[], {}]):
+        cursor = encode_cursor(forged)
+        assert fields(await registry.get("/v1/persons", params={"cursor": cursor}, headers=SIDOARJO)) == {"query.cursor"}
+        assert fields(await registry.get("/v1/enrolments", params={"cursor": cursor}, headers=PROVINCE)) == {"query.cursor"}
+        assert fields(await registry.get(f"/v1/persons/{p['id']}/aid-history", params={"cursor": cursor}, headers=SIDOARJO)) == {"query.cursor"}
+    admin = KEYS.headers("registry:read", "registry:programme-admin", subject="dinsos-jatim", user="admin-1")
+    r = await registry.post("/v1/programmes", headers=admin, json={"code": "HUGE_AMOUNT", "name": "Huge", "amount_per_stage": 10**20})
+    assert "body.amount_per_stage" in fields(r)
+
+
+async def test_the_openapi_document_states_the_bounds(registry):
+    doc = (await registry.get("/openapi.json")).json()
+    schemas = doc["components"]["schemas"]
+    version = schemas["PersonPatch"]["properties"]["version"]
+    assert (version["minimum"], version["maximum"]) == (1, 2**31 - 1)
+    assert schemas["PersonIn"]["properties"]["village_code"]["anyOf"][0]["pattern"]
+    lookup = doc["paths"]["/v1/persons/lookup"]["post"]["responses"]
+    assert "application/problem+json" in lookup["404"]["content"]
+    upload = doc["paths"]["/v1/imports"]["post"]["responses"]
+    assert {"413", "415"} <= set(upload)

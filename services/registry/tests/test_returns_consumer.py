@@ -153,6 +153,16 @@ async def test_unresolved_case_becomes_a_ppks_record(registry, consuming):
     assert row.provisional_id.startswith("PRV-") and row.nik_hash is None
     assert (row.sex, row.birth_date, row.ppks) == ("F", date(2001, 2, 3), ["gelandangan", "korban_trafficking"])
     assert row.domicile_note.startswith("stranded in 35.78 Kota Surabaya")
+    # With a NIK the registry does not know: the provisional record keeps its hash (never the NIK).
+    hashed = unresolved(cause="job_scam", sex="M", nik_hash="e" * 64)
+    await consuming(hashed)
+
+    async def kept():
+        async with registry.app.state.session_factory() as s:
+            return (await s.exec(select(Person).where(Person.nik_hash == "e" * 64))).first()
+
+    row = await eventually(kept)
+    assert row.provisional_id.startswith("PRV-") and row.nik_enc is None and str(hashed.return_id) in row.name
     # A completed return of someone the registry does not know creates nothing.
     stranger = await consuming(completed(nik_hash="0" * 64))
     await eventually(lambda: applied(registry, stranger))
@@ -164,4 +174,4 @@ async def test_unresolved_case_becomes_a_ppks_record(registry, consuming):
     async with registry.app.state.session_factory() as s:
         after = (await s.execute(select(func.count()).select_from(Person))).scalar_one()
         provisional = (await s.execute(text("SELECT count(*) FROM person WHERE name LIKE 'Tanpa nama (Simlontar Rek %'"))).scalar_one()
-    assert after == before + 2 and provisional == 1  # the provisional record and the one registered here
+    assert after == before + 3 and provisional == 2  # the two provisional records and the one registered here

@@ -26,7 +26,14 @@ class _PersonEvent(Event):
 
 
 class PersonRegistered(_PersonEvent):
-    """A person entered the registry (with a NIK, or provisionally without one)."""
+    """A person entered the registry (with a NIK, or provisionally without one).
+
+    A provisional record may still carry ``nik_hash``: another service reported the person
+    with a NIK the registry had no record of (the registry keeps the hash, not the NIK, and
+    completes the record when the person is registered with that NIK). ``affected_person_id``
+    is set when the record was opened from the disaster service's ``PersonAffected``: the id
+    of that affected-person record, so the disaster service can link it to this person.
+    """
 
     ce_type: ClassVar[str] = _T + "person.registered.v1"
     provisional: bool
@@ -36,6 +43,8 @@ class PersonRegistered(_PersonEvent):
     ppks: list[str]
     decile: int | None
     disability_severity: str | None
+    # Added after v1 was published: optional, absent in older events.
+    affected_person_id: uuid.UUID | None = None
 
 
 class PersonUpdated(_PersonEvent):

@@ -11,6 +11,7 @@ from . import events  # noqa: F401  (registers the event models)
 from .evacuation import api as evacuation_api
 from .incidents import api as incidents_api
 from .people import api as people_api
+from .people import recipients_api
 from .people.registry import persons as registry_persons
 from .settings import Settings
 from .stock import api as stock_api
@@ -30,7 +31,7 @@ SPEC = ServiceSpec(
     name="disaster",
     title="Pilar disaster response",
     description="Incidents, affected people, evacuation points, Tagana volunteers and buffer stock.",
-    routers=[incidents_api.router, people_api.router, evacuation_api.router, tagana_api.router, stock_api.router, whoami],
+    routers=[incidents_api.router, people_api.router, recipients_api.router, evacuation_api.router, tagana_api.router, stock_api.router, whoami],
     consumers=[registry_persons],
     migrations_dir=MIGRATIONS,
 )

@@ -98,3 +98,29 @@ class RegistryPerson(Model, table=True):
     household_id: uuid.UUID | None = Field(default=None, index=True)
     is_head: bool = False
     updated_at: datetime = Field(default_factory=_now, sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()))
+
+
+class RecipientAssignment(Model, table=True):
+    """A household's aid recipient named by hand, under four eyes: one officer proposes a
+    registry person with a reason, another confirms. The confirmed row overrides the automatic
+    choice; every row stays as the record of who named whom, why, and who agreed."""
+
+    __tablename__ = "recipient_assignment"
+    __table_args__ = (
+        CheckConstraint("status IN ('proposed','confirmed','withdrawn','superseded')", name="assignment_status"),
+        CheckConstraint("status <> 'confirmed' OR (confirmed_by IS NOT NULL AND lower(confirmed_by) <> lower(proposed_by))",
+                        name="assignment_four_eyes"),
+        # At most one open proposal and one confirmed recipient per household.
+        Index("ux_assignment_proposed", "household_id", unique=True, postgresql_where=text("status = 'proposed'")),
+        Index("ux_assignment_confirmed", "household_id", unique=True, postgresql_where=text("status = 'confirmed'")),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    household_id: uuid.UUID = Field(sa_column=Column(ForeignKey("affected_household.id"), nullable=False, index=True))
+    person_id: uuid.UUID  # the registry person named
+    reason: str
+    status: str = "proposed"
+    proposed_by: str
+    proposed_at: datetime = Field(default_factory=_now, sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()))
+    confirmed_by: str | None = None
+    decided_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))

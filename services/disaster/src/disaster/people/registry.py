@@ -1,8 +1,11 @@
 """The local copy of the registry's persons, fed by its events (consumer ``disaster.registry``).
 
 Persons and households travel on two topics, so events may arrive in either order: every
-handler upserts. A person who enters the registry after being recorded here by NIK is
-linked to those records at once; a merge re-points them to the surviving record.
+handler upserts. A person who enters the registry after being recorded here is linked to
+those records at once: by NIK hash, or by our ``affected_person_id`` when the registry
+opened a provisional record from our ``PersonAffected`` (a person recorded without a NIK);
+a merge re-points them to the surviving record. Where that changes who receives a
+household's aid, the household is announced again (``people.recipients``).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pilar_contracts.registry import HouseholdChanged, PersonDeceased, PersonMer
 from pilar_kernel.consumer import Consumer
 from pilar_kernel.events import Envelope
 
+from . import recipients
 from .models import RegistryPerson
 
 NAME = "disaster.registry"
@@ -46,6 +50,7 @@ _LINK = """
 UPDATE affected_person a SET person_id = :p, version = a.version + 1, updated_at = now()
 WHERE a.nik_hash = :h AND a.person_id IS NULL
   AND NOT EXISTS (SELECT 1 FROM affected_person b WHERE b.incident_id = a.incident_id AND b.person_id = :p)
+RETURNING a.household_id
 """
 
 # Re-point records of a merged person to the survivor, unless the survivor is already recorded in that incident.
@@ -53,14 +58,21 @@ _REPOINT = """
 UPDATE affected_person a SET person_id = :into, version = a.version + 1, updated_at = now()
 WHERE a.person_id = :p
   AND NOT EXISTS (SELECT 1 FROM affected_person b WHERE b.incident_id = a.incident_id AND b.person_id = :into)
+RETURNING a.household_id
 """
 
 
 @persons.on(PersonRegistered)
 async def person_registered(session: AsyncSession, event: PersonRegistered, envelope: Envelope) -> None:
     await _upsert(session, event.person_id, event.nik_hash, event.regency_code)
+    households: set = set()
+    if event.affected_person_id is not None:  # the registry opened this record from our PersonAffected
+        households |= await recipients.link_affected(session, event.affected_person_id, event.person_id)
     if event.nik_hash:
-        await session.execute(text(_LINK), {"p": event.person_id, "h": event.nik_hash})
+        rows = (await session.execute(text(_LINK), {"p": event.person_id, "h": event.nik_hash})).all()
+        households |= {r.household_id for r in rows if r.household_id is not None}
+    # Newly known members may now receive their household's aid: announce a changed recipient.
+    await recipients.announce_changed_recipients(session, households)
 
 
 @persons.on(PersonUpdated)
@@ -85,7 +97,9 @@ async def person_deceased(session: AsyncSession, event: PersonDeceased, envelope
 async def person_merged(session: AsyncSession, event: PersonMerged, envelope: Envelope) -> None:
     await _upsert(session, event.into_person_id, event.into_nik_hash, None)
     await _upsert(session, event.person_id, event.nik_hash, event.regency_code, status="merged", merged_into=event.into_person_id)
-    await session.execute(text(_REPOINT), {"p": event.person_id, "into": event.into_person_id})
+    rows = (await session.execute(text(_REPOINT), {"p": event.person_id, "into": event.into_person_id})).all()
+    # A household whose recipient was the merged record is announced again with the survivor.
+    await recipients.announce_changed_recipients(session, {r.household_id for r in rows if r.household_id is not None})
 
 
 @persons.on(HouseholdChanged)

@@ -114,3 +114,20 @@ class HouseholdPage(BaseModel):
 class PersonPage(BaseModel):
     items: list[PersonOut]
     next_cursor: str | None
+
+
+class RecipientIn(_In):
+    person_id: uuid.UUID = Field(description="the registry person who receives the household's aid (a member, a guardian, a relative)")
+    reason: str = Field(min_length=10, max_length=500, description="why this person (kept with the assignment)")
+
+
+class RecipientAssignmentOut(BaseModel):
+    id: uuid.UUID
+    household_id: uuid.UUID
+    person_id: uuid.UUID
+    reason: str
+    status: Literal["proposed", "confirmed", "withdrawn", "superseded"]
+    proposed_by: str
+    proposed_at: datetime
+    confirmed_by: str | None
+    decided_at: datetime | None

@@ -154,6 +154,11 @@ async def _registry_household(session: AsyncSession, pairs: list[tuple[AffectedP
 
 
 async def _choose_recipient(session: AsyncSession, household: AffectedHousehold) -> uuid.UUID | None:
+    from .recipients import confirmed_recipient  # a recipient confirmed by hand overrides the rules
+
+    assigned = await confirmed_recipient(session, household.id)
+    if assigned is not None:
+        return assigned
     rows = (await session.exec(
         select(AffectedPerson, RegistryPerson.is_head)
         .join(RegistryPerson, RegistryPerson.person_id == AffectedPerson.person_id, isouter=True)

@@ -12,9 +12,10 @@ from sqlalchemy import text
 
 from pilar_kernel.auth import Principal, require_scopes
 from pilar_kernel.db import SessionDep
-from pilar_kernel.pagination import decode_cursor, encode_cursor
+from pilar_kernel.pagination import encode_cursor
 
 from .. import access
+from ..fields import CURSOR_MAX, time_id_cursor
 from ..persons.service import get_person
 
 router = APIRouter(prefix="/v1", tags=["aid history"])
@@ -51,10 +52,10 @@ async def aid_history(
     session: SessionDep,
     principal: Reader,
     limit: int = Query(default=50, ge=1, le=500),
-    cursor: str | None = None,
+    cursor: str | None = Query(default=None, max_length=CURSOR_MAX),
 ):
     await get_person(session, principal, person_id)  # 404 outside the caller's region
-    after = decode_cursor(cursor)
+    after = time_id_cursor(cursor)
     rows = (
         await session.execute(
             text(
@@ -70,8 +71,7 @@ async def aid_history(
                 LIMIT :n
                 """
             ),
-            {"p": person_id, "after_at": datetime.fromisoformat(after[0]) if after else None,
-             "after_id": uuid.UUID(after[1]) if after else None, "n": limit + 1},
+            {"p": person_id, "after_at": after[0] if after else None, "after_id": after[1] if after else None, "n": limit + 1},
         )
     ).mappings().all()
     items = [dict(r) for r in rows[:limit]]

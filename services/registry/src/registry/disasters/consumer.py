@@ -7,9 +7,13 @@ category, so non-natural disasters such as settlement fires count with the natur
 
 A person the registry does not know becomes a provisional record with that category,
 named as the field team recorded them (the event carries name, sex, birth date and village
-only in this case; see ``pilar_contracts.disaster.PersonAffected``). A NIK hash alone cannot
-make a full record, so such a record stays provisional until a caseworker completes it or
-merges it: the duplicate review queues it when it looks like someone already registered.
+only in this case; see ``pilar_contracts.disaster.PersonAffected``). The record keeps the
+event's NIK hash, and its ``PersonRegistered`` names the ``affected_person_id``: that is how
+the disaster service links its affected person to the new record, which lets the household's
+emergency cash be paid. A NIK hash alone cannot make a full record, so such a record stays
+provisional until a caseworker registers the person with the NIK (which completes this
+record) or merges it: the duplicate review queues it when it looks like someone already
+registered.
 Nobody is registered from a report of their death; a known person reported dead is only
 flagged, since a death is recorded on a certificate, not on a field report.
 
@@ -105,9 +109,10 @@ def build(settings) -> Consumer:
             session,
             SYSTEM,
             privacy,
-            {"provisional": True, "name": name, "sex": event.sex, "birth_date": event.birth_date,
+            {"provisional": True, "nik_hash": event.nik_hash, "name": name, "sex": event.sex, "birth_date": event.birth_date,
              "village_code": _village(event.village_code), "ppks": [category]},
             duplicate_threshold=settings.name_match_threshold,
+            affected_person_id=event.affected_person_id,
         )
         person.domicile_note = f"recorded by the disaster service: {event.hazard} incident {event.incident_id} (affected person {event.affected_person_id})"
         session.add(person)

@@ -13,6 +13,7 @@ from sqlmodel import select
 from pilar_kernel.auth import Principal
 from pilar_kernel.problems import Conflict, NotFound, Problem
 
+from .. import access
 from ..persons import service as persons
 from ..persons.models import Person
 from ..privacy import Privacy
@@ -59,7 +60,7 @@ async def _open(session: AsyncSession, principal: Principal, candidate_id: uuid.
 
 def _decide(candidate: DuplicateCandidate, principal: Principal, status: str, note: str | None) -> None:
     candidate.status = status
-    candidate.decided_by = principal.claims.get("user", principal.subject)
+    candidate.decided_by = access.acting_user(principal)
     candidate.decided_at = datetime.now(UTC)
     candidate.note = note
 

@@ -80,6 +80,7 @@ from pilar_kernel.problems import Problem
 from pilar_kernel.tracecontext import current_traceparent
 
 from .. import access
+from ..fields import problem_responses
 from . import domain, service
 from .schemas import ImportJobOut, ImportJobPage
 
@@ -108,6 +109,7 @@ _UPLOAD_BODY = {
     summary="Upload a CSV of persons; it is imported in the background",
     description=__doc__.split("imports\n=======\n", 1)[1],
     openapi_extra=_UPLOAD_BODY,
+    responses=problem_responses(413, 415),
 )
 async def create_import(
     request: Request,
@@ -143,7 +145,8 @@ async def create_import(
 
 
 @router.get("/imports", response_model=ImportJobPage, summary="Your imports, newest first (every import for province-wide clients)")
-async def list_imports(session: SessionDep, principal: Writer, limit: int = Query(default=20, ge=1, le=200), cursor: str | None = None):
+async def list_imports(session: SessionDep, principal: Writer, limit: int = Query(default=20, ge=1, le=200),
+                       cursor: str | None = Query(default=None, max_length=500)):
     jobs = await service.list_jobs(session, principal, limit=limit, after=decode_cursor(cursor))
     jobs, next_cursor = page(jobs, limit, lambda j: [j.created_at.isoformat(), str(j.id)])
     return {"items": [service.to_out(j) for j in jobs], "next_cursor": next_cursor}

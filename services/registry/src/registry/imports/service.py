@@ -310,7 +310,7 @@ async def prepare_cooperatively(piece: asyncpg.Record | dict[str, Any], ctx: dom
 # --------------------------------------------------------------------------- writing a piece
 
 _EXISTING = """
-    SELECT p.id, p.nik_hash, p.status, p.version, p.name, p.birth_place, p.birth_date, p.sex, p.village_code,
+    SELECT p.id, p.nik_hash, p.nik_enc IS NULL AS nik_missing, p.status, p.version, p.name, p.birth_place, p.birth_date, p.sex, p.village_code,
            p.district_code, p.regency_code, p.rt, p.rw, p.street, p.phone_index, p.disability_type,
            p.disability_severity, p.ppks, p.decile, p.decile_date, p.occupation, p.employer,
            m.id AS member_id, m.relationship, h.id AS household_id, h.kk_number, h.regency_code AS household_regency
@@ -404,6 +404,7 @@ async def write_piece(
     memberships: list[tuple[uuid.UUID, domain.ParsedRow]] = []  # (person id, row) joining the row's KK
     closes: list[int] = []  # current memberships to end
     left: dict[uuid.UUID, str | None] = {}  # households someone left: id → regency
+    completions: list[tuple[uuid.UUID, bytes]] = []  # provisional records given their NIK
     for i, row in enumerate(prep.rows):
         old = existing.get(prep.hashes[i])
         if old is None:
@@ -416,6 +417,9 @@ async def write_piece(
             errors.append(domain.RowError(row.row_no, "nik", "a person with this NIK is registered outside your region"))
             continue
         changed = domain.changed_fields(dict(old), row, present, prep.phone_index[i])
+        if old["nik_missing"]:
+            # A provisional record opened from another service's report kept only this NIK's hash: the row completes it.
+            changed = sorted([*changed, "nik"])
         membership = (old["kk_number"], old["relationship"]) if old["kk_number"] is not None else None
         joins = domain.membership_change(membership, row)
         if not changed and not joins:
@@ -425,6 +429,8 @@ async def write_piece(
             errors.append(domain.RowError(row.row_no, "nik", f"the person's record is {old['status']} and cannot be changed"))
             continue
         person_id = old["id"]
+        if old["nik_missing"]:
+            completions.append((person_id, privacy.seal(row.nik, person_id)))
         if changed:
             values = _merged(old, row, present)
             phone_changed = "phone" in changed
@@ -461,6 +467,11 @@ async def write_piece(
             await conn.execute(_CREATE_UPDATE_TABLE)
         await conn.copy_records_to_table(_UPDATE_TABLE, records=updates, columns=_UPDATE_COLUMNS)
         await conn.execute(_APPLY_UPDATES)
+    if completions:
+        await conn.execute(
+            "UPDATE person p SET nik_enc = c.enc FROM unnest($1::uuid[], $2::bytea[]) AS c(id, enc) WHERE p.id = c.id AND p.nik_enc IS NULL",
+            [c[0] for c in completions], [c[1] for c in completions],
+        )
     households = await _join_households(conn, memberships, closes)
     for household_id, regency in left.items():
         households.setdefault(household_id, _Household(regency, created=False))

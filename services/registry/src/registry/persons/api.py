@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
@@ -13,10 +12,11 @@ from sqlmodel import select
 from pilar_kernel.auth import Principal, require_scopes
 from pilar_kernel.db import SessionDep
 from pilar_kernel.idempotency import idempotent
-from pilar_kernel.pagination import decode_cursor, page
+from pilar_kernel.pagination import page
 from pilar_kernel.problems import Forbidden, NotFound, Problem
 
 from .. import access
+from ..fields import CURSOR_MAX, DISTRICT_PATTERN, PPKS_PATTERN, REGENCY_PATTERN, problem_responses, time_id_cursor
 from ..privacy import PrivacyDep
 from . import domain, service
 from .reads import PersonReader
@@ -42,7 +42,7 @@ Writer = Annotated[Principal, require_scopes(access.WRITE)]
 Verifier = Annotated[Principal, require_scopes(access.VERIFY)]
 ReasonHeader = Annotated[
     str | None,
-    Header(alias="X-Access-Reason", description="why unmasked NIK and phone are needed (needs the registry:pii scope); recorded in the audit log"),
+    Header(alias="X-Access-Reason", max_length=500, description="why unmasked NIK and phone are needed (needs the registry:pii scope); recorded in the audit log"),
 ]
 
 
@@ -69,6 +69,11 @@ async def _answer(request: Request, privacy, principal: Principal, row, reason: 
     return out
 
 
+def _shaped(out: dict) -> dict:
+    """A PersonOut as the response model writes it (the idempotent path answers JSON directly, and a replay the same)."""
+    return PersonOut.model_validate(out).model_dump(mode="json")
+
+
 def _reader(request: Request) -> PersonReader:
     return request.app.state.person_reader
 
@@ -79,7 +84,7 @@ async def register_person(body: PersonIn, request: Request, session: SessionDep,
         person = await service.register(
             session, principal, privacy, body.model_dump(), duplicate_threshold=request.app.state.settings.name_match_threshold
         )
-        return await service.to_out(session, privacy, person, reveal=False)
+        return _shaped(await service.to_out(session, privacy, person, reveal=False))
 
     return await idempotent(request, session, principal, produce)
 
@@ -91,7 +96,8 @@ async def get_person(person_id: uuid.UUID, request: Request, privacy: PrivacyDep
     return await _answer(request, privacy, principal, row, reason)
 
 
-@router.post("/persons/lookup", response_model=PersonOut, summary="Find a person by NIK (blind index) or provisional id")
+@router.post("/persons/lookup", response_model=PersonOut, summary="Find a person by NIK (blind index) or provisional id",
+             responses=problem_responses(404))
 async def lookup_person(body: LookupIn, request: Request, privacy: PrivacyDep, principal: Reader, reason: ReasonHeader = None):
     service.check_lookup(body.nik, body.provisional_id)
     reader = _reader(request)
@@ -107,14 +113,14 @@ async def list_persons(
     session: SessionDep,
     privacy: PrivacyDep,
     principal: Reader,
-    regency_code: str | None = None,
-    district_code: str | None = None,
+    regency_code: str | None = Query(default=None, pattern=REGENCY_PATTERN, description="35.xx"),
+    district_code: str | None = Query(default=None, pattern=DISTRICT_PATTERN, description="35.xx.yy"),
     status: str | None = Query(default=None, pattern="^(active|deceased|moved_out|merged)$"),
-    ppks: str | None = Query(default=None, description="a PPKS category slug"),
+    ppks: str | None = Query(default=None, pattern=PPKS_PATTERN, description="a PPKS category slug"),
     decile_max: int | None = Query(default=None, ge=1, le=10),
-    name: str | None = Query(default=None, min_length=3, description="fuzzy match on the normalised name"),
+    name: str | None = Query(default=None, min_length=3, max_length=200, description="fuzzy match on the normalised name"),
     limit: int = Query(default=50, ge=1, le=500),
-    cursor: str | None = None,
+    cursor: str | None = Query(default=None, max_length=CURSOR_MAX),
 ):
     stmt = select(Person)
     if principal.region:
@@ -139,36 +145,48 @@ async def list_persons(
         ).limit(limit)
         people = (await session.exec(stmt)).all()
         return {"items": [await service.to_out(session, privacy, p, reveal=False) for p in people], "next_cursor": None}
-    after = decode_cursor(cursor)
+    after = time_id_cursor(cursor)
     if after:
-        stmt = stmt.where(tuple_(Person.created_at, Person.id) > (datetime.fromisoformat(after[0]), uuid.UUID(after[1])))
+        stmt = stmt.where(tuple_(Person.created_at, Person.id) > after)
     people = (await session.exec(stmt.order_by(Person.created_at, Person.id).limit(limit + 1))).all()
     people, next_cursor = page(list(people), limit, lambda p: [p.created_at.isoformat(), str(p.id)])
     return {"items": [await service.to_out(session, privacy, p, reveal=False) for p in people], "next_cursor": next_cursor}
 
 
 @router.patch("/persons/{person_id}", response_model=PersonOut, summary="Change facts about a person (optimistic: send the version you read)")
-async def patch_person(person_id: uuid.UUID, body: PersonPatch, session: SessionDep, privacy: PrivacyDep, principal: Writer):
-    person = await service.update(session, principal, privacy, person_id, body.model_dump(exclude_unset=True))
-    return await service.to_out(session, privacy, person, reveal=False)
+async def patch_person(person_id: uuid.UUID, body: PersonPatch, request: Request, session: SessionDep, privacy: PrivacyDep, principal: Writer):
+    async def produce():
+        person = await service.update(session, principal, privacy, person_id, body.model_dump(exclude_unset=True))
+        return _shaped(await service.to_out(session, privacy, person, reveal=False))
+
+    return await idempotent(request, session, principal, produce, status_code=200)
 
 
 @router.post("/persons/{person_id}/death", response_model=PersonOut, summary="Record a death: ends every active enrolment")
-async def record_death(person_id: uuid.UUID, body: DeathIn, session: SessionDep, privacy: PrivacyDep, principal: Writer):
-    person = await service.record_death(session, principal, person_id, body.date_of_death, body.version)
-    return await service.to_out(session, privacy, person, reveal=False)
+async def record_death(person_id: uuid.UUID, body: DeathIn, request: Request, session: SessionDep, privacy: PrivacyDep, principal: Writer):
+    async def produce():
+        person = await service.record_death(session, principal, person_id, body.date_of_death, body.version)
+        return _shaped(await service.to_out(session, privacy, person, reveal=False))
+
+    return await idempotent(request, session, principal, produce, status_code=200)
 
 
 @router.post("/persons/{person_id}/move-out", response_model=PersonOut, summary="Record a move out of Jawa Timur")
-async def move_out(person_id: uuid.UUID, body: MoveOutIn, session: SessionDep, privacy: PrivacyDep, principal: Writer):
-    person = await service.move_out(session, principal, person_id, body.moved_on, body.destination, body.version)
-    return await service.to_out(session, privacy, person, reveal=False)
+async def move_out(person_id: uuid.UUID, body: MoveOutIn, request: Request, session: SessionDep, privacy: PrivacyDep, principal: Writer):
+    async def produce():
+        person = await service.move_out(session, principal, person_id, body.moved_on, body.destination, body.version)
+        return _shaped(await service.to_out(session, privacy, person, reveal=False))
+
+    return await idempotent(request, session, principal, produce, status_code=200)
 
 
 @router.post("/persons/{person_id}/merge", response_model=PersonOut, summary="Merge this (duplicate or provisional) record into another")
-async def merge_person(person_id: uuid.UUID, body: MergeIn, session: SessionDep, privacy: PrivacyDep, principal: Verifier):
-    survivor = await service.merge(session, principal, privacy, person_id, body.into_person_id)
-    return await service.to_out(session, privacy, survivor, reveal=False)
+async def merge_person(person_id: uuid.UUID, body: MergeIn, request: Request, session: SessionDep, privacy: PrivacyDep, principal: Verifier):
+    async def produce():
+        survivor = await service.merge(session, principal, privacy, person_id, body.into_person_id)
+        return _shaped(await service.to_out(session, privacy, survivor, reveal=False))
+
+    return await idempotent(request, session, principal, produce, status_code=200)
 
 
 @router.get("/persons/{person_id}/households", response_model=list[MembershipOut], summary="The person's KK memberships over time")

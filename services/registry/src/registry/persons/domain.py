@@ -9,7 +9,7 @@ from datetime import date
 from typing import Any
 
 from pilar_kernel import regions
-from pilar_kernel.nik import validate_nik
+from pilar_kernel.nik import parse_nik, validate_nik
 
 # The 26 PPKS categories (Permensos), as stable slugs with their official names.
 PPKS_CATEGORIES: dict[str, str] = {
@@ -112,3 +112,17 @@ def check_registration(data: dict[str, Any], *, today: date | None = None) -> li
     if kk is not None and regions.get(kk[:6]) is None:
         errors.append(error("kk_number", "a KK number starts with the code of the district that issued it", "kk.region"))
     return errors
+
+
+def birth_date_from_nik(nik: str | None, *, today: date | None = None) -> date | None:
+    """The birth date a valid NIK encodes (digits 7-12, DDMMYY, women +40 on the day), or None.
+
+    The century is the latest that keeps the date out of the future (``pilar_kernel.nik``),
+    so a person aged 100 or more needs the birth date given explicitly.
+    """
+    if not nik:
+        return None
+    try:
+        return parse_nik(nik).birth_date(today=today)
+    except ValueError:
+        return None

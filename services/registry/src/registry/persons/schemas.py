@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ..fields import KK_PATTERN, NIK_PATTERN, PPKS_PATTERN, PROVISIONAL_ID_PATTERN, REGION_PATTERN, VILLAGE_PATTERN, Version
 
 Sex = Literal["M", "F"]
 Relationship = Literal[
@@ -21,16 +23,17 @@ class _PersonFields(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     birth_place: str | None = Field(default=None, max_length=100)
-    kk_number: str | None = Field(default=None, pattern=r"^\d{16}$", description="16-digit family card number")
+    kk_number: str | None = Field(default=None, pattern=KK_PATTERN, description="16-digit family card number")
     relationship: Relationship | None = None
-    village_code: str | None = Field(default=None, description="Kemendagri village code in Jawa Timur, e.g. 35.15.14.2001")
+    village_code: str | None = Field(default=None, pattern=VILLAGE_PATTERN, description="Kemendagri village code in Jawa Timur, e.g. 35.15.14.2001")
     rt: str | None = Field(default=None, pattern=r"^\d{1,3}$")
     rw: str | None = Field(default=None, pattern=r"^\d{1,3}$")
     street: str | None = Field(default=None, max_length=200)
     phone: str | None = Field(default=None, pattern=r"^\+?[\d\s-]{8,20}$")
     disability_type: DisabilityType | None = None
     disability_severity: DisabilitySeverity | None = None
-    ppks: list[str] = Field(default_factory=list, description="PPKS category slugs (see GET /v1/reference/ppks)")
+    ppks: list[Annotated[str, Field(pattern=PPKS_PATTERN)]] = Field(default_factory=list, max_length=26,
+                                                                   description="PPKS category slugs (see GET /v1/reference/ppks)")
     decile: int | None = Field(default=None, ge=1, le=10, description="DTSEN welfare decile, 1 = poorest")
     decile_date: date | None = Field(default=None, description="snapshot date of the decile")
     occupation: str | None = Field(default=None, max_length=100)
@@ -38,7 +41,7 @@ class _PersonFields(BaseModel):
 
 
 class PersonIn(_PersonFields):
-    nik: str | None = Field(default=None, description="16-digit NIK; leave out for a provisional record")
+    nik: str | None = Field(default=None, pattern=NIK_PATTERN, description="16-digit NIK (spaces allowed); leave out for a provisional record")
     provisional: bool = Field(default=False, description="no NIK known yet (stranded persons, disaster victims)")
     name: str = Field(min_length=1, max_length=200)
     birth_date: date | None = None
@@ -51,11 +54,11 @@ class PersonIn(_PersonFields):
 
 
 class PersonPatch(_PersonFields):
-    version: int = Field(description="the version you read; a stale version is refused with 409")
+    version: Version
     name: str | None = Field(default=None, min_length=1, max_length=200)
     birth_date: date | None = None
     sex: Sex | None = None
-    ppks: list[str] | None = None  # type: ignore[assignment]
+    ppks: list[Annotated[str, Field(pattern=PPKS_PATTERN)]] | None = Field(default=None, max_length=26)  # type: ignore[assignment]
 
 
 class HouseholdRef(BaseModel):
@@ -105,21 +108,22 @@ class PersonPage(BaseModel):
 
 class LookupIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    nik: str | None = Field(default=None, description="exact NIK (sent in the body, never in a URL)")
-    provisional_id: str | None = None
+    nik: str | None = Field(default=None, pattern=NIK_PATTERN, description="exact NIK (sent in the body, never in a URL)")
+    provisional_id: str | None = Field(default=None, pattern=PROVISIONAL_ID_PATTERN, description="PRV-... id of a provisional record")
 
 
 class DeathIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     date_of_death: date
-    version: int
+    version: Version
 
 
 class MoveOutIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     moved_on: date
-    destination: str | None = Field(default=None, description="region code of the new domicile outside Jawa Timur, if known")
-    version: int
+    destination: str | None = Field(default=None, pattern=REGION_PATTERN,
+                                    description="region code of the new domicile outside Jawa Timur, if known (dotted, e.g. 73.71)")
+    version: Version
 
 
 class MergeIn(BaseModel):

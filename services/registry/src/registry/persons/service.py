@@ -142,8 +142,12 @@ async def _join_household(session: AsyncSession, person: Person, kk_number: str,
 
 
 async def register(
-    session: AsyncSession, principal: Principal, privacy: Privacy, data: dict[str, Any], *, duplicate_threshold: float = 0.4
+    session: AsyncSession, principal: Principal, privacy: Privacy, data: dict[str, Any], *, duplicate_threshold: float = 0.4,
+    affected_person_id: uuid.UUID | None = None,
 ) -> Person:
+    """A new person. ``data`` may carry ``nik_hash`` without ``nik`` (a provisional record of a
+    person another service reported with a NIK); ``affected_person_id`` names the disaster
+    service's record the person was opened from (both travel in ``PersonRegistered``)."""
     errors = domain.check_registration(data)
     if errors:
         raise invalid(errors)
@@ -151,9 +155,18 @@ async def register(
     _check_own_region(principal, regency)
     person_id = uuid.uuid4()
     nik = data.get("nik")
-    nik_hash = privacy.hash_nik(nik) if nik else None
-    if nik_hash and (await session.exec(select(Person.id).where(Person.nik_hash == nik_hash))).first():
-        raise Conflict("a person with this NIK is already registered", errors=[{"field": "nik", "message": "already registered", "rule": "nik.unique"}])
+    if nik and data.get("birth_date") is None:
+        # A NIK carries the birth date: a registration without one takes it from there.
+        data["birth_date"] = domain.birth_date_from_nik(nik)
+    nik_hash = data.get("nik_hash") or (privacy.hash_nik(nik) if nik else None)
+    if nik_hash:
+        holder = (await session.exec(select(Person).where(Person.nik_hash == nik_hash).with_for_update())).first()
+        if holder is not None:
+            if nik and holder.nik_enc is None and holder.status == domain.ACTIVE and principal.may_access_region(holder.regency_code or regency):
+                # A provisional record opened from another service's report kept only the NIK's hash: this completes it.
+                return await _complete(session, principal, privacy, holder, data, nik, regency)
+            raise Conflict("a person with this NIK is already registered",
+                           errors=[{"field": "nik", "message": "already registered", "rule": "nik.unique"}])
     person = Person(
         id=person_id,
         nik_hash=nik_hash,
@@ -192,7 +205,7 @@ async def register(
         PersonRegistered(
             person_id=person.id, nik_hash=nik_hash, regency_code=regency, provisional=nik is None, district_code=district,
             birth_date=person.birth_date, sex=person.sex, ppks=person.ppks, decile=person.decile,
-            disability_severity=person.disability_severity,
+            disability_severity=person.disability_severity, affected_person_id=affected_person_id,
         ),
     )
     if data.get("kk_number"):
@@ -200,6 +213,45 @@ async def register(
     from ..duplicates.service import find_and_queue  # late import: duplicates builds on persons
 
     await find_and_queue(session, person, duplicate_threshold)
+    return person
+
+
+async def _complete(session: AsyncSession, principal: Principal, privacy: Privacy, person: Person, data: dict[str, Any], nik: str,
+                    regency: str | None) -> Person:
+    """Give a provisional record that holds only a NIK hash its NIK and the registration's facts.
+
+    The record keeps its id (other services already hold it) and its provisional id (papers
+    issued with it stay traceable); facts the registration leaves out stay as they were, PPKS
+    categories are added. Announced as ``PersonUpdated`` (and ``PersonMoved`` when the
+    regency changed), like any other change to a known person.
+    """
+    old_regency = person.regency_code
+    changed = ["nik"]
+    for field in _UPDATABLE:
+        value = data.get(field)
+        if field == "ppks":
+            value = sorted(set(person.ppks) | set(value or []))
+        if value is not None and value != getattr(person, field):
+            setattr(person, field, value)
+            changed.append(field)
+    if "village_code" in changed:
+        person.village_code, person.district_code, person.regency_code = _address_codes(person.village_code)
+    person.name_norm = domain.normalise_name(person.name)
+    person.nik_enc = privacy.seal(nik, person.id)
+    if data.get("phone"):
+        person.phone_enc, person.phone_index = privacy.seal(data["phone"], person.id), privacy.index_phone(data["phone"])
+        changed.append("phone")
+    _bump(person)
+    session.add(person)
+    await session.flush()
+    if person.regency_code != old_regency:
+        await emit(session, PersonMoved(person_id=person.id, nik_hash=person.nik_hash, regency_code=person.regency_code,
+                                        from_regency_code=old_regency, to_regency_code=person.regency_code))
+    await emit(session, PersonUpdated(person_id=person.id, nik_hash=person.nik_hash, regency_code=person.regency_code,
+                                      changed=sorted(set(changed)), ppks=person.ppks, decile=person.decile,
+                                      disability_severity=person.disability_severity))
+    if data.get("kk_number"):
+        await _join_household(session, person, data["kk_number"], data["relationship"])
     return person
 
 
@@ -220,9 +272,11 @@ async def update(session: AsyncSession, principal: Principal, privacy: Privacy, 
         raise Conflict(f"a {person.status} record cannot be changed")
     merged = {field: getattr(person, field) for field in _UPDATABLE}
     merged.update({k: v for k, v in patch.items() if k in _UPDATABLE})
-    check = {**merged, "provisional": person.nik_hash is None, "kk_number": patch.get("kk_number"), "relationship": patch.get("relationship")}
-    if person.nik_hash is not None:
+    check = {**merged, "provisional": person.nik_enc is None, "kk_number": patch.get("kk_number"), "relationship": patch.get("relationship")}
+    if person.nik_enc is not None:
         check["nik"] = privacy.open(person.nik_enc, person.id)
+        if merged["birth_date"] is None:  # clearing (or never having had) it: the NIK's date
+            merged["birth_date"] = check["birth_date"] = domain.birth_date_from_nik(check["nik"])
     errors = domain.check_registration(check)
     if errors:
         raise invalid(errors)
@@ -314,7 +368,7 @@ async def merge(session: AsyncSession, principal: Principal, privacy: Privacy, p
         raise Conflict("one of the records is already merged")
     # Two different NIKs may still be one person (a NIK issued twice): a reviewer decides. The
     # merged record keeps its NIK, so a lookup by it finds the record pointing at the survivor.
-    if survivor.nik_hash is None and loser.nik_hash is not None:
+    if survivor.nik_enc is None and loser.nik_enc is not None:
         raise Conflict("merge the provisional record into the record with the NIK, not the reverse")
     survivor.ppks = sorted(set(survivor.ppks) | set(loser.ppks))
     for field in ("birth_place", "birth_date", "village_code", "district_code", "regency_code", "phone_index", "disability_type",

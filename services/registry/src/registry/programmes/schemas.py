@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..fields import Rupiah, Version
 from .domain import CODE_PATTERN, ProgrammeRules
 
 EndReason = Literal["death", "graduation", "moved", "no_longer_eligible", "other"]
@@ -22,7 +23,7 @@ class _ProgrammeFields(_In):
     name: str = Field(min_length=2, max_length=200)
     description: str | None = Field(default=None, max_length=2000)
     rules: ProgrammeRules = Field(default_factory=ProgrammeRules)
-    amount_per_stage: int | None = Field(default=None, ge=0, description="whole rupiah per payment stage; null when set per round")
+    amount_per_stage: Rupiah | None = Field(default=None, description="whole rupiah per payment stage; null when set per round")
     provincial: bool = Field(default=False, description="funded by the province: no person may hold two provincial programmes at once")
     active: bool = Field(default=True, description="open to new enrolments and approvals")
 
@@ -34,7 +35,7 @@ class ProgrammeIn(_ProgrammeFields):
 class ProgrammeUpdate(_ProgrammeFields):
     """The whole entry again (a replacement), with the version you read."""
 
-    version: int = Field(description="the version you read; a stale version is refused with 409")
+    version: Version
 
 
 class ProgrammeOut(BaseModel):
@@ -62,11 +63,11 @@ class ProgrammeAuditOut(BaseModel):
 
 class EnrolmentIn(_In):
     person_id: uuid.UUID
-    programme_code: str = Field(min_length=1, max_length=32)
+    programme_code: str = Field(pattern=CODE_PATTERN, description="a programme code of the catalogue")
 
 
 class _Versioned(_In):
-    version: int | None = Field(default=None, description="the version you read; when given, a stale one is refused with 409")
+    version: Version | None = Field(default=None, description="the version you read; when given, a stale one is refused with 409")
 
 
 class VerifyIn(_Versioned):

@@ -18,9 +18,11 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from pilar_kernel.auth import Principal
-from pilar_kernel.pagination import decode_cursor, page
+from pilar_kernel.pagination import page
 from pilar_kernel.problems import Conflict, Forbidden, NotFound, Problem
 
+from .. import access
+from ..fields import time_id_cursor
 from ..events import EnrolmentApproved, EnrolmentEnded, EnrolmentProposed, EnrolmentRejected, EnrolmentResumed, EnrolmentSuspended
 from ..persons.models import Household, HouseholdMember, Person
 from ..persons.service import current_membership, emit, get_person, invalid
@@ -31,9 +33,7 @@ from .models import Enrolment, Programme, ProgrammeAudit
 SYSTEM_ACTOR = "system"
 
 
-def acting_user(principal: Principal) -> str:
-    """The officer acting: the token's ``user`` claim, else the client itself (four-eyes rule)."""
-    return str(principal.claims.get("user") or principal.subject)
+acting_user = access.acting_user  # the officer acting, case-folded (four-eyes rule)
 
 
 def _now() -> datetime:
@@ -107,7 +107,8 @@ async def _check_references(session: AsyncSession, code: str, rules: ProgrammeRu
 
 
 async def _audit(session: AsyncSession, principal: Principal, programme: Programme, action: str, before: dict | None) -> None:
-    session.add(ProgrammeAudit(subject=principal.subject, acting_user=principal.claims.get("user"), programme_code=programme.code,
+    user = principal.claims.get("user")
+    session.add(ProgrammeAudit(subject=principal.subject, acting_user=acting_user(principal) if user else None, programme_code=programme.code,
                                action=action, before=before, after=snapshot(programme)))
     await session.flush()
 
@@ -309,16 +310,18 @@ async def _save(session: AsyncSession, enrolment: Enrolment) -> None:
     await session.flush()
 
 
+def _four_eyes(rule: str, detail: str) -> Forbidden:
+    return Forbidden(f"four-eyes rule: {rule}", type="four-eyes", title="Four-eyes rule",
+                     errors=[_error("user", detail, "enrolment.four_eyes")])
+
+
 async def verify(session: AsyncSession, principal: Principal, enrolment_id: uuid.UUID, *, version: int | None = None) -> Enrolment:
     enrolment, _person = await _lock(session, principal, enrolment_id, version)
     _check(enrolment, "verify")
     user = acting_user(principal)
-    if user == enrolment.proposed_by:
-        raise Forbidden(
-            "four-eyes rule: the field verification must be done by another user than the one who proposed the enrolment",
-            type="four-eyes", title="Four-eyes rule",
-            errors=[_error("user", f"{user} proposed this enrolment and cannot verify it", "enrolment.four_eyes")],
-        )
+    if access.same_user(user, enrolment.proposed_by):
+        raise _four_eyes("the field verification must be done by another user than the one who proposed the enrolment",
+                         f"{user} proposed this enrolment and cannot verify it")
     _move(enrolment, "verify")
     enrolment.verified_by, enrolment.verified_at = user, _now()
     await _save(session, enrolment)
@@ -346,10 +349,18 @@ async def approve(session: AsyncSession, principal: Principal, enrolment_id: uui
     if active_from is not None and active_from < today:
         raise invalid([_error("active_from", "cannot be in the past", "enrolment.active_from")])
     _check(enrolment, "approve")
+    user = acting_user(principal)
+    # Three people: who proposed, who verified in the field, who approves.
+    if access.same_user(user, enrolment.proposed_by):
+        raise _four_eyes("the approval must be given by another user than the one who proposed the enrolment",
+                         f"{user} proposed this enrolment and cannot approve it")
+    if access.same_user(user, enrolment.verified_by):
+        raise _four_eyes("the approval must be given by another user than the one who verified the enrolment",
+                         f"{user} verified this enrolment and cannot approve it")
     household_id = await _reevaluate(session, enrolment, person, today)
     _move(enrolment, "approve")
     enrolment.household_id = household_id
-    enrolment.decided_by, enrolment.decided_at = acting_user(principal), _now()
+    enrolment.decided_by, enrolment.decided_at = user, _now()
     enrolment.active_from = active_from or today
     await _save(session, enrolment)
     await emit(session, EnrolmentApproved(**_event_fields(enrolment, person), household_id=enrolment.household_id, active_from=enrolment.active_from))
@@ -484,13 +495,9 @@ async def list_enrolments(
         stmt = stmt.where(Enrolment.programme_code == programme_code)
     if status:
         stmt = stmt.where(Enrolment.status == status)
-    after = decode_cursor(cursor)
+    after = time_id_cursor(cursor)
     if after:
-        try:
-            key = (datetime.fromisoformat(after[0]), uuid.UUID(after[1]))
-        except (ValueError, IndexError, TypeError) as exc:
-            raise invalid([_error("query.cursor", "unknown cursor", "cursor")]) from exc
-        stmt = stmt.where(tuple_(col(Enrolment.proposed_at), col(Enrolment.id)) > key)
+        stmt = stmt.where(tuple_(col(Enrolment.proposed_at), col(Enrolment.id)) > after)
     rows = (await session.exec(stmt.order_by(col(Enrolment.proposed_at), col(Enrolment.id)).limit(limit + 1))).all()
     return page(list(rows), limit, lambda e: [e.proposed_at.isoformat(), str(e.id)])
 

@@ -122,13 +122,15 @@ def build(settings) -> Consumer:
             if person.status != persons_domain.DECEASED:
                 await record(session, person, note, unresolved_ppks(event))
             return
-        # Not in the registry: a provisional PPKS record (a NIK hash alone cannot make a full one).
+        # Not in the registry: a provisional PPKS record (a NIK hash alone cannot make a full one;
+        # it is kept, so that registering the person with that NIK completes this record).
         person = await persons.register(
             session,
             SYSTEM,
             privacy,
             {
                 "provisional": True,
+                "nik_hash": event.nik_hash,
                 "name": f"Tanpa nama (Simlontar Rek {event.return_id})",
                 "sex": event.sex,
                 "birth_date": event.birth_date,
