@@ -18,7 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from homeless_return.schemas import ReturnPage
-from homeless_return_testkit import PROVINCE, SERVICE_DIR, ago, intake, migrate, response_schema, schema_violations
+from homeless_return_testkit import KEYS, PROVINCE, READ, SERVICE_DIR, VERIFY, WRITE, ago, intake, migrate, response_schema, schema_violations
 from test_returns_api import leg, ok, report, to_verified, today
 
 pytestmark = pytest.mark.stack
@@ -190,6 +190,30 @@ async def test_the_list_of_returns_validates_against_its_openapi_schema(homeless
             break
     assert datetime.fromisoformat(seen[mine["id"]]["found_at"]) == found
     assert all(datetime.fromisoformat(item["found_at"]).tzinfo is not None for item in seen.values())
+
+
+async def test_every_read_validates_against_its_openapi_schema(homeless):
+    document = (await homeless.get("/openapi.json")).json()
+    done = await report(homeless)
+    cid = done["id"]
+    await to_verified(homeless, cid)
+    await ok(await homeless.put("/v1/holidays/2097-05-05", headers=PROVINCE, json={"name": "Waisak"}))
+    for path, url in [
+        ("/v1/returns/{return_id}", f"/v1/returns/{cid}"),
+        ("/v1/returns/overdue", "/v1/returns/overdue"),
+        ("/v1/routes/{destination_code}", "/v1/routes/64.72"),
+        ("/v1/stats", "/v1/stats"),
+        ("/v1/holidays", "/v1/holidays?year=2097"),
+    ]:
+        body = await ok(await homeless.get(url, headers=PROVINCE))
+        assert schema_violations(body, response_schema(document, path, "get", 200), document) == [], path
+
+
+async def test_who_verified_is_the_acting_officer_case_folded(homeless):
+    case = await report(homeless)
+    officer = KEYS.headers(READ, WRITE, VERIFY, subject="dinsos-jatim", user="Pak.BUDI")
+    out = await to_verified(homeless, case["id"], verifier=officer)
+    assert out["verified_by"] == "pak.budi"
 
 
 async def test_a_found_at_kept_as_infinity_is_repaired_by_the_migration(new_database):

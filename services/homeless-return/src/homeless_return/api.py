@@ -130,7 +130,7 @@ async def list_returns(
     status: str | None = Query(default=None, pattern="^(" + "|".join(domain.STATUSES) + ")$"),
     direction: str | None = Query(default=None, pattern="^(outbound|inbound)$"),
     flag: str | None = Query(default=None, pattern="^(suspected_trafficking|repeat_claimant)$"),
-    destination_province: str | None = Query(default=None, pattern=r"^\d{2}$"),
+    destination_province: str | None = Query(default=None, pattern=r"^[0-9]{2}$"),
     person_id: uuid.UUID | None = None,
     limit: int = Query(default=50, ge=1, le=500),
     cursor: str | None = Query(default=None, max_length=200, pattern=r"^[A-Za-z0-9_-]+$", description="next_cursor of the previous page"),

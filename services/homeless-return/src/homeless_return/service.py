@@ -295,7 +295,7 @@ async def intake(session: AsyncSession, principal: Principal, settings: Settings
         origin_code=regions.normalise(data["origin_code"]) if data.get("origin_code") else None,
         nik_hash=digest,
         person_id=await person_for(session, digest) if digest else None,
-        intake_by=principal.subject,
+        intake_by=principal.actor,
         departure_due_on=domain.departure_due_on(intake_day, await holiday_calendar(session, settings, intake_day)),
         created_at=moment,
         updated_at=moment,
@@ -425,7 +425,7 @@ async def verify(session: AsyncSession, principal: Principal, return_id: uuid.UU
         raise rule("destination_code", "set the destination before verifying it", "destination.required")
     _check_destination_authority(principal, case)
     _change(case, domain.VERIFIED)
-    case.verified_at, case.verified_by, case.verification_note = now(), principal.subject, note
+    case.verified_at, case.verified_by, case.verification_note = now(), principal.actor, note
     session.add(case)
     await session.flush()
     await emit(session, ReturnVerified(**_base(case), verified_at=case.verified_at, verified_by=case.verified_by))
