@@ -216,6 +216,7 @@ async def test_fields_have_real_bounds(shelter_api):
         (case_body(phone="٠٨١٢٣٤٥٦٧٨٩"), "body.survivor.phone"),
         (case_body() | {"caseworker_id": "a b"}, "body.caseworker_id"),
         (case_body() | {"consents": [{"kind": "services", "granted": True, "given_by": "survivor"}] * 4}, "body.consents"),
+        (case_body(name="Sri\u0000Wahyuni"), "body.survivor.name"),
     ]:
         r = await c.post("/v1/cases", json=body, headers=cw)
         assert r.status_code == 422 and fields(r) == {field}, r.text
@@ -270,3 +271,19 @@ async def test_query_bounds(shelter_api):
     assert r.status_code == 422 and fields(r) == {"query.kind"}, r.text
     r = await shelter_api.get("/v1/shelters", headers=ADMIN, params={"regency_code": "35.78'--"})
     assert r.status_code == 422 and fields(r) == {"query.regency_code"}, r.text
+
+
+async def test_one_members_key_never_replays_anothers_answer(shelter_api):
+    # All staff act through one client (the shelter app): keys are kept per staff member.
+    c = shelter_api
+    team = await new_team(c)
+    case_id = (await open_case(c, team))["id"]
+    key = {"Idempotency-Key": f"shared-{uuid.uuid4()}"}
+    url, body = f"/v1/cases/{case_id}/risk-assessments", {"answers": LOW_RISK}
+    first = await c.post(url, json=body, headers=team.supervisor.h | key)
+    other = await c.post(url, json=body, headers=team.supervisor2.h | key)
+    assert first.status_code == other.status_code == 201, other.text
+    assert other.headers.get("Idempotent-Replayed") is None and other.json()["id"] != first.json()["id"]
+    # The same member in another case of the id is the same member: a replay.
+    again = await c.post(url, json=body, headers=staff_headers(team.supervisor.user.upper(), "supervisor") | key)
+    assert again.headers.get("Idempotent-Replayed") == "true" and again.json() == first.json()

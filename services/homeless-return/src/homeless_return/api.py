@@ -24,9 +24,12 @@ from . import domain, service
 from .models import ReturnCase
 from .privacy import Privacy
 from .schemas import (
+    MAX_LEGS,
+    REGION_PATTERN,
     CareStayEnd,
     CareStayIn,
     CounsellingIn,
+    Day,
     DepartureIn,
     DestinationIn,
     HandoverIn,
@@ -37,9 +40,6 @@ from .schemas import (
     OverdueOut,
     RefusalIn,
     ReturnOut,
-    MAX_LEGS,
-    REGION_PATTERN,
-    Day,
     ReturnPage,
     ScheduleIn,
     StatsOut,

@@ -10,6 +10,7 @@ changes answer with summaries that hold none either.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import UTC, datetime
 from typing import Literal
@@ -79,8 +80,10 @@ async def _summary(session, case: Case) -> dict:
 async def _once(request: Request, session, actor, produce, status_code: int = 200):
     """Run a change once per ``Idempotency-Key``: a retry gets the first answer again. The
     case is loaded inside ``produce``, so a replay answers even after a transfer took the
-    case out of the caller's sight."""
-    return await idempotent(request, session, actor.principal, produce, status_code=status_code)
+    case out of the caller's sight. Keys are kept per staff member, not only per client: all
+    staff act through one app, and one member's key must never replay another's answer."""
+    owner = dataclasses.replace(actor.principal, subject=f"{actor.principal.subject}#{actor.user_id.casefold()}")
+    return await idempotent(request, session, owner, produce, status_code=status_code)
 
 
 Cursor = Query(default=None, max_length=200, pattern=r"^[A-Za-z0-9_-]+$", description="next_cursor of the previous page")
@@ -104,7 +107,7 @@ async def open_case(body: CaseIn, request: Request, session: SessionDep, actor: 
     async def produce():
         return cases.receipt(await cases.intake(session, actor, sealer, body))
 
-    return await idempotent(request, session, actor.principal, produce)
+    return await _once(request, session, actor, produce, 201)
 
 
 @router.get("/cases", response_model=CasePage, summary="Cases: a caseworker's own, or all of a supervisor's shelter")
@@ -175,7 +178,7 @@ async def submit_plan(case_id: uuid.UUID, body: PlanIn, request: Request, sessio
         plan = await cases.submit_plan(session, actor, sealer, case, body.goals, body.planned_services)
         return {"id": plan.id, "case_id": case.id, "status": plan.status, "planned_services": plan.planned_services}
 
-    return await idempotent(request, session, actor.principal, produce)
+    return await _once(request, session, actor, produce, 201)
 
 
 @router.post("/cases/{case_id}/plan/{decision}", response_model=CaseSummary, summary="A supervisor approves or returns the plan")
@@ -244,7 +247,7 @@ async def admit(case_id: uuid.UUID, request: Request, session: SessionDep, actor
     async def produce():
         return (await cases.admit(session, actor, case)).model_dump()
 
-    return await idempotent(request, session, actor.principal, produce)
+    return await _once(request, session, actor, produce, 201)
 
 
 @router.post("/cases/{case_id}/discharge", response_model=StayOut, summary="Free the survivor's bed; optionally propose economic support")
@@ -273,7 +276,7 @@ async def record_consent(case_id: uuid.UUID, body: ConsentIn, request: Request, 
     async def produce():
         return (await care.record_consent(session, actor, sealer, case, body)).model_dump()
 
-    return await idempotent(request, session, actor.principal, produce)
+    return await _once(request, session, actor, produce, 201)
 
 
 @router.get("/cases/{case_id}/consents", response_model=list[ConsentOut], summary="Every consent record of the case, oldest first")
@@ -291,7 +294,7 @@ async def add_incident(case_id: uuid.UUID, body: IncidentIn, request: Request, s
         incident = await care.add_incident(session, actor, sealer, case, body)
         return {"id": incident.id, "case_id": case.id, "recorded_at": incident.recorded_at}
 
-    return await idempotent(request, session, actor.principal, produce)
+    return await _once(request, session, actor, produce, 201)
 
 
 @router.get("/cases/{case_id}/incidents", response_model=list[IncidentOut], summary="The incidents of the case")
@@ -309,7 +312,7 @@ async def assess(case_id: uuid.UUID, body: AssessmentIn, request: Request, sessi
         a = await care.assess(session, actor, sealer, case, body.answers)
         return {"id": a.id, "case_id": case.id, "level": a.level, "score": a.score, "assessed_at": a.assessed_at}
 
-    return await idempotent(request, session, actor.principal, produce)
+    return await _once(request, session, actor, produce, 201)
 
 
 @router.get("/cases/{case_id}/risk-assessments", response_model=list[AssessmentOut], summary="The risk assessments, with their answers")
@@ -327,7 +330,7 @@ async def add_service(case_id: uuid.UUID, body: ServiceIn, request: Request, ses
         s = await care.add_service(session, actor, sealer, case, body)
         return {"id": s.id, "case_id": case.id, "kind": s.kind, "delivered_on": s.delivered_on}
 
-    return await idempotent(request, session, actor.principal, produce)
+    return await _once(request, session, actor, produce, 201)
 
 
 @router.get("/cases/{case_id}/services", response_model=list[ServiceOut], summary="The services delivered")
@@ -345,7 +348,7 @@ async def refer(case_id: uuid.UUID, body: ReferralIn, request: Request, session:
         r = await care.refer(session, actor, sealer, case, body)
         return {"id": r.id, "case_id": case.id, "partner_kind": r.partner_kind, "status": r.status, "version": r.version}
 
-    return await idempotent(request, session, actor.principal, produce)
+    return await _once(request, session, actor, produce, 201)
 
 
 @router.get("/cases/{case_id}/referrals", response_model=list[ReferralOut], summary="The referrals to partners")
