@@ -4,6 +4,7 @@ request bodies."""
 from __future__ import annotations
 
 import json
+import re
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -67,3 +68,58 @@ def intake(**overrides) -> dict:
     }
     body.update(overrides)
     return body
+
+
+# -- the OpenAPI document as a contract ------------------------------------------------------
+
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def schema_violations(value, schema: dict, document: dict, at: str = "$") -> list[str]:
+    """Where ``value`` breaks an OpenAPI 3.1 schema of ``document`` (the subset FastAPI writes:
+    $ref, anyOf, type, enum/const, required, properties, items, additionalProperties and the
+    formats date-time, date and uuid). Empty when it conforms."""
+    if "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[-1]
+        return schema_violations(value, document["components"]["schemas"][name], document, at)
+    if "anyOf" in schema:
+        options = [schema_violations(value, option, document, at) for option in schema["anyOf"]]
+        return [] if any(not o for o in options) else [f"{at}: matches none of anyOf ({options})"]
+    kind = schema.get("type")
+    checks = {"string": str, "integer": int, "number": (int, float), "boolean": bool, "object": dict, "array": list, "null": type(None)}
+    if kind is not None:
+        if (kind in ("integer", "number") and isinstance(value, bool)) or not isinstance(value, checks[kind]):
+            return [f"{at}: {value!r} is not {kind}"]
+    if "enum" in schema and value not in schema["enum"]:
+        return [f"{at}: {value!r} not in {schema['enum']}"]
+    if "const" in schema and value != schema["const"]:
+        return [f"{at}: {value!r} is not {schema['const']!r}"]
+    out: list[str] = []
+    if isinstance(value, str):
+        fmt = schema.get("format")
+        if fmt == "date-time" and not _RFC3339.match(value):
+            out.append(f"{at}: {value!r} is not an RFC 3339 date-time (with an offset)")
+        elif fmt == "date" and not _DATE.match(value):
+            out.append(f"{at}: {value!r} is not a date")
+        elif fmt == "uuid" and not _UUID.match(value):
+            out.append(f"{at}: {value!r} is not a uuid")
+    if isinstance(value, dict):
+        props = schema.get("properties", {})
+        out += [f"{at}: {name} is required" for name in schema.get("required", []) if name not in value]
+        for name, item in value.items():
+            if name in props:
+                out += schema_violations(item, props[name], document, f"{at}.{name}")
+            elif isinstance(schema.get("additionalProperties"), dict):
+                out += schema_violations(item, schema["additionalProperties"], document, f"{at}.{name}")
+            elif schema.get("additionalProperties") is False:
+                out.append(f"{at}: {name} is not allowed")
+    if isinstance(value, list) and "items" in schema:
+        for i, item in enumerate(value):
+            out += schema_violations(item, schema["items"], document, f"{at}.{i}")
+    return out
+
+
+def response_schema(document: dict, path: str, method: str, status: int) -> dict:
+    return document["paths"][path][method]["responses"][str(status)]["content"]["application/json"]["schema"]

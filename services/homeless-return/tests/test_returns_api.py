@@ -95,7 +95,7 @@ async def test_intake_is_idempotent_per_key(homeless):
 
 
 async def test_bad_intake_names_each_field(homeless):
-    r = await homeless.post("/v1/returns", json=intake(nik=nik(sex="F"), found_place_code="33.74", origin_code="99.99"), headers=PROVINCE)
+    r = await homeless.post("/v1/returns", json=intake(nik=nik(sex="F"), found_place_code="35.99", origin_code="99.99"), headers=PROVINCE)
     assert r.status_code == 422, r.text
     assert {(e["field"], e["rule"]) for e in r.json()["errors"]} == {("nik", "nik.sex"), ("found_place_code", "region.jatim"), ("origin_code", "region.unknown")}
     r = await homeless.post("/v1/returns", json=intake(cause="bad_luck"), headers=PROVINCE)

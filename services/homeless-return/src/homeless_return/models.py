@@ -36,6 +36,8 @@ class ReturnCase(Table, table=True):
         ),
         CheckConstraint("direction IN ('outbound','inbound')", name="return_case_direction"),
         CheckConstraint("sex IN ('M','F')", name="return_case_sex"),
+        # Within the years the API accepts (migration 0003): never +-infinity.
+        CheckConstraint("found_at >= '1999-12-31T00:00:00Z' AND found_at <= '2100-01-02T00:00:00Z'", name="return_case_found_at"),
         Index("ix_return_case_created", "created_at", "id"),
     )
 
@@ -131,6 +133,7 @@ class ReturnLeg(Table, table=True):
         CheckConstraint("mode IN ('bus','train','ship')", name="return_leg_mode"),
         CheckConstraint("status IN ('planned','departed','handed_over')", name="return_leg_status"),
         CheckConstraint("ticket_cost >= 0", name="return_leg_cost"),
+        CheckConstraint("departure_at >= '1999-12-31T00:00:00Z' AND departure_at <= '2100-01-02T00:00:00Z'", name="return_leg_departure_at"),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)

@@ -14,6 +14,7 @@ from sqlmodel import select
 
 from pilar_kernel import regions
 from pilar_kernel.auth import Principal
+from pilar_kernel.pagination import decode_cursor
 from pilar_kernel.pii import nik_hash as hash_nik
 from pilar_kernel.problems import Conflict, Forbidden, NotFound, Problem
 
@@ -78,6 +79,31 @@ async def refresh_due_dates(session: AsyncSession, settings: Settings) -> int:
     return len(cases)
 
 
+async def set_holiday(session: AsyncSession, settings: Settings, day: date, name: str) -> Holiday:
+    row = await session.get(Holiday, day)
+    if row is None:
+        row = Holiday(day=day, name=name)
+    row.name = name
+    session.add(row)
+    await session.flush()
+    await refresh_due_dates(session, settings)
+    return row
+
+
+async def remove_holiday(session: AsyncSession, settings: Settings, day: date) -> None:
+    row = await session.get(Holiday, day)
+    if row is None:
+        raise NotFound("no such holiday")
+    await session.delete(row)
+    await session.flush()
+    await refresh_due_dates(session, settings)
+
+
+async def holidays_of(session: AsyncSession, year: int) -> list[Holiday]:
+    stmt = select(Holiday).where(Holiday.day >= date(year, 1, 1), Holiday.day <= date(year, 12, 31)).order_by(Holiday.day)
+    return list((await session.exec(stmt)).all())
+
+
 # -- reading -----------------------------------------------------------------------------
 
 
@@ -100,6 +126,23 @@ async def get_case(
     if version is not None and case.version != version:
         raise Conflict(f"the return changed since you read it (version {case.version}, you sent {version})", current_version=case.version)
     return case
+
+
+def list_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
+    """The ``(created_at, id)`` after which a page of ``GET /returns`` starts. A cursor of
+    another endpoint's shape, or one whose moment PostgreSQL cannot compare (no offset, or
+    outside the years a case can have), is a 422 naming ``query.cursor``."""
+    after = decode_cursor(cursor, datetime, uuid.UUID)
+    if after is None:
+        return None
+    moment, case_id = after
+    try:
+        if moment.tzinfo is None or moment.utcoffset() is None:
+            raise ValueError("no offset")
+        moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise invalid([domain.error("query.cursor", "unknown cursor", "cursor")]) from None
+    return moment, case_id
 
 
 def region_filter(stmt, principal: Principal):
@@ -252,7 +295,7 @@ async def intake(session: AsyncSession, principal: Principal, settings: Settings
         origin_code=regions.normalise(data["origin_code"]) if data.get("origin_code") else None,
         nik_hash=digest,
         person_id=await person_for(session, digest) if digest else None,
-        intake_by=principal.subject,
+        intake_by=principal.actor,
         departure_due_on=domain.departure_due_on(intake_day, await holiday_calendar(session, settings, intake_day)),
         created_at=moment,
         updated_at=moment,
@@ -382,7 +425,7 @@ async def verify(session: AsyncSession, principal: Principal, return_id: uuid.UU
         raise rule("destination_code", "set the destination before verifying it", "destination.required")
     _check_destination_authority(principal, case)
     _change(case, domain.VERIFIED)
-    case.verified_at, case.verified_by, case.verification_note = now(), principal.subject, note
+    case.verified_at, case.verified_by, case.verification_note = now(), principal.actor, note
     session.add(case)
     await session.flush()
     await emit(session, ReturnVerified(**_base(case), verified_at=case.verified_at, verified_by=case.verified_by))

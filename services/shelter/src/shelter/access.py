@@ -4,6 +4,10 @@ A case is visible to its assigned caseworker and to the supervisors of its shelt
 no one else: for everyone else it does not exist (404), and the refused attempt is audited.
 Authorisation takes three things together: the scope in the token, an active staff record
 for the token's ``user`` claim whose role matches that scope, and the case's assignment.
+
+User ids are compared case-insensitively: the gateway takes a user name in any case, so
+``QA.PREP`` and ``qa.prep`` are one staff member (``Principal.actor``), and every "who did
+it" column holds the staff record's own id, whatever case the token used.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from sqlalchemy import func
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import select
 
@@ -60,8 +65,7 @@ class Actor:
 async def get_actor(request: Request, principal: PrincipalDep, session: SessionDep) -> Actor:
     if not (principal.has(CASEWORKER) or principal.has(SUPERVISOR)):
         raise Forbidden(f"missing scope: {CASEWORKER} or {SUPERVISOR}", required_scopes=[CASEWORKER, SUPERVISOR])
-    user = principal.claims.get("user")
-    staff = await session.get(Staff, str(user)) if user else None
+    staff = await find_staff(session, principal.actor) if principal.claims.get("user") else None
     if staff is None or not staff.active:
         raise Forbidden("the token's user is not active staff of a shelter")
     if not principal.has(ROLE_SCOPE[staff.role]):
@@ -71,6 +75,19 @@ async def get_actor(request: Request, principal: PrincipalDep, session: SessionD
 
 
 ActorDep = Annotated[Actor, Depends(get_actor)]
+
+
+def same_user(a: str | None, b: str | None) -> bool:
+    """One person, whatever the case of the ids."""
+    return a is not None and b is not None and a.casefold() == b.casefold()
+
+
+async def find_staff(session, user_id: str, *, for_update: bool = False) -> Staff | None:
+    """The staff record of ``user_id`` in any case (ids are ASCII: lower() is case-folding)."""
+    stmt = select(Staff).where(func.lower(Staff.user_id) == user_id.casefold())
+    if for_update:
+        stmt = stmt.with_for_update()
+    return (await session.exec(stmt)).first()
 
 
 async def load_case(session, actor: Actor, case_id: uuid.UUID, *, action: str, for_update: bool = False) -> Case:

@@ -2,14 +2,17 @@
 
 Every route acts for a staff member (:data:`~shelter.access.ActorDep`) on a case that
 member may see; any other case answers 404. Reads and changes are audited in the same
-transaction. POSTs that create honour ``Idempotency-Key`` and answer with a receipt that
-holds no survivor data; the record itself is read back with GET.
+transaction. Every route that changes something honours ``Idempotency-Key`` (a retry with
+the same key and body gets the first answer again, not a 409); POSTs that create answer with
+a receipt that holds no survivor data, the record itself is read back with GET, and the other
+changes answer with summaries that hold none either.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 from fastapi import APIRouter, Query, Request
@@ -20,6 +23,7 @@ from pilar_kernel.db import SessionDep
 from pilar_kernel.idempotency import idempotent
 from pilar_kernel.pagination import decode_cursor, page
 from pilar_kernel.problems import Forbidden, Problem
+from pilar_kernel.types import INT64_MAX
 
 from . import audit, care, cases, domain
 from .access import ActorDep, load_case
@@ -73,6 +77,18 @@ async def _summary(session, case: Case) -> dict:
     return (await cases.summaries(session, [case]))[0]
 
 
+async def _once(request: Request, session, actor, produce, status_code: int = 200):
+    """Run a change once per ``Idempotency-Key``: a retry gets the first answer again. The
+    case is loaded inside ``produce``, so a replay answers even after a transfer took the
+    case out of the caller's sight. Keys are kept per staff member, not only per client: all
+    staff act through one app, and one member's key must never replay another's answer."""
+    owner = dataclasses.replace(actor.principal, subject=f"{actor.principal.subject}#{actor.user_id.casefold()}")
+    return await idempotent(request, session, owner, produce, status_code=status_code)
+
+
+Cursor = Query(default=None, max_length=200, pattern=r"^[A-Za-z0-9_-]+$", description="next_cursor of the previous page")
+
+
 @router.get("/risk-questions", summary="The risk assessment questionnaire")
 async def risk_questions(actor: ActorDep) -> dict:
     return {
@@ -91,7 +107,7 @@ async def open_case(body: CaseIn, request: Request, session: SessionDep, actor: 
     async def produce():
         return cases.receipt(await cases.intake(session, actor, sealer, body))
 
-    return await idempotent(request, session, actor.principal, produce)
+    return await _once(request, session, actor, produce, 201)
 
 
 @router.get("/cases", response_model=CasePage, summary="Cases: a caseworker's own, or all of a supervisor's shelter")
@@ -101,7 +117,7 @@ async def list_cases(
     status: CaseStatus | None = None,
     child: bool | None = None,
     limit: int = Query(default=50, ge=1, le=200),
-    cursor: str | None = None,
+    cursor: str | None = Cursor,
 ):
     stmt = select(Case).where(Case.shelter_id == actor.shelter_id)
     if not actor.is_supervisor:
@@ -110,13 +126,16 @@ async def list_cases(
         stmt = stmt.where(Case.status == status)
     if child is not None:
         stmt = stmt.where(Case.child == child)
-    after = decode_cursor(cursor)
+    after = decode_cursor(cursor, datetime, uuid.UUID)
     if after:
-        try:
-            key = (datetime.fromisoformat(after[0]), uuid.UUID(after[1]))
-        except (ValueError, IndexError, TypeError) as exc:
+        opened_at, case_id = after
+        try:  # an opened_at PostgreSQL can compare: with an offset, within the calendar in UTC
+            if opened_at.utcoffset() is None:
+                raise ValueError("no offset")
+            opened_at.astimezone(UTC)
+        except (ValueError, OverflowError) as exc:
             raise _bad_cursor() from exc
-        stmt = stmt.where(tuple_(col(Case.opened_at), col(Case.id)) > key)
+        stmt = stmt.where(tuple_(col(Case.opened_at), col(Case.id)) > (opened_at, case_id))
     rows = list((await session.exec(stmt.order_by(col(Case.opened_at), col(Case.id)).limit(limit + 1))).all())
     items, next_cursor = page(rows, limit, lambda c: [c.opened_at.isoformat(), str(c.id)])
     for case in items:
@@ -132,9 +151,12 @@ async def get_case(case_id: uuid.UUID, session: SessionDep, actor: ActorDep, sea
 
 
 @router.patch("/cases/{case_id}", response_model=CaseSummary, summary="Correct the survivor's profile or the registry person id")
-async def edit_case(case_id: uuid.UUID, body: CasePatch, session: SessionDep, actor: ActorDep, sealer: SealerDep):
-    case = await load_case(session, actor, case_id, action="case.update", for_update=True)
-    return await _summary(session, await cases.edit(session, actor, sealer, case, body))
+async def edit_case(case_id: uuid.UUID, body: CasePatch, request: Request, session: SessionDep, actor: ActorDep, sealer: SealerDep):
+    async def produce():
+        case = await load_case(session, actor, case_id, action="case.update", for_update=True)
+        return await _summary(session, await cases.edit(session, actor, sealer, case, body))
+
+    return await _once(request, session, actor, produce)
 
 
 @router.get("/cases/{case_id}/history", response_model=list[AssignmentOut], summary="Who owned the case when (transfers)")
@@ -156,15 +178,18 @@ async def submit_plan(case_id: uuid.UUID, body: PlanIn, request: Request, sessio
         plan = await cases.submit_plan(session, actor, sealer, case, body.goals, body.planned_services)
         return {"id": plan.id, "case_id": case.id, "status": plan.status, "planned_services": plan.planned_services}
 
-    return await idempotent(request, session, actor.principal, produce)
+    return await _once(request, session, actor, produce, 201)
 
 
 @router.post("/cases/{case_id}/plan/{decision}", response_model=CaseSummary, summary="A supervisor approves or returns the plan")
-async def decide_plan(case_id: uuid.UUID, decision: Literal["approve", "return"], body: DecisionIn, session: SessionDep, actor: ActorDep,
-                      sealer: SealerDep):
-    case = await load_case(session, actor, case_id, action=f"plan.{decision}", for_update=True)
-    await cases.decide_plan(session, actor, sealer, case, approve=decision == "approve", note=body.note)
-    return await _summary(session, case)
+async def decide_plan(case_id: uuid.UUID, decision: Literal["approve", "return"], body: DecisionIn, request: Request, session: SessionDep,
+                      actor: ActorDep, sealer: SealerDep):
+    async def produce():
+        case = await load_case(session, actor, case_id, action=f"plan.{decision}", for_update=True)
+        await cases.decide_plan(session, actor, sealer, case, approve=decision == "approve", note=body.note)
+        return await _summary(session, case)
+
+    return await _once(request, session, actor, produce)
 
 
 @router.get("/cases/{case_id}/plans", response_model=list[PlanOut], summary="The case plans, submitted and decided")
@@ -175,29 +200,41 @@ async def list_plans(case_id: uuid.UUID, session: SessionDep, actor: ActorDep, s
 
 
 @router.post("/cases/{case_id}/closure", response_model=CaseSummary, summary="Ask a supervisor to close the case")
-async def request_closure(case_id: uuid.UUID, body: ClosureIn, session: SessionDep, actor: ActorDep, sealer: SealerDep):
-    case = await load_case(session, actor, case_id, action="closure.request", for_update=True)
-    await cases.request_closure(session, actor, sealer, case, body.reason, body.note)
-    return await _summary(session, case)
+async def request_closure(case_id: uuid.UUID, body: ClosureIn, request: Request, session: SessionDep, actor: ActorDep, sealer: SealerDep):
+    async def produce():
+        case = await load_case(session, actor, case_id, action="closure.request", for_update=True)
+        await cases.request_closure(session, actor, sealer, case, body.reason, body.note)
+        return await _summary(session, case)
+
+    return await _once(request, session, actor, produce)
 
 
 @router.post("/cases/{case_id}/closure/{decision}", response_model=CaseSummary, summary="A supervisor approves or rejects the closure")
-async def decide_closure(case_id: uuid.UUID, decision: Literal["approve", "reject"], session: SessionDep, actor: ActorDep):
-    case = await load_case(session, actor, case_id, action=f"closure.{decision}", for_update=True)
-    await cases.decide_closure(session, actor, case, approve=decision == "approve")
-    return await _summary(session, case)
+async def decide_closure(case_id: uuid.UUID, decision: Literal["approve", "reject"], request: Request, session: SessionDep, actor: ActorDep):
+    async def produce():
+        case = await load_case(session, actor, case_id, action=f"closure.{decision}", for_update=True)
+        await cases.decide_closure(session, actor, case, approve=decision == "approve")
+        return await _summary(session, case)
+
+    return await _once(request, session, actor, produce)
 
 
 @router.post("/cases/{case_id}/reopen", response_model=CaseSummary, summary="Reopen a closed case")
-async def reopen(case_id: uuid.UUID, body: ReopenIn, session: SessionDep, actor: ActorDep):
-    case = await load_case(session, actor, case_id, action="case.reopen", for_update=True)
-    return await _summary(session, await cases.reopen(session, actor, case, body.reason))
+async def reopen(case_id: uuid.UUID, body: ReopenIn, request: Request, session: SessionDep, actor: ActorDep):
+    async def produce():
+        case = await load_case(session, actor, case_id, action="case.reopen", for_update=True)
+        return await _summary(session, await cases.reopen(session, actor, case, body.reason))
+
+    return await _once(request, session, actor, produce)
 
 
 @router.post("/cases/{case_id}/transfer", response_model=CaseSummary, summary="A supervisor hands the case to another caseworker or shelter")
-async def transfer(case_id: uuid.UUID, body: TransferIn, session: SessionDep, actor: ActorDep, sealer: SealerDep):
-    case = await load_case(session, actor, case_id, action="case.transfer", for_update=True)
-    return await _summary(session, await cases.transfer(session, actor, sealer, case, body))
+async def transfer(case_id: uuid.UUID, body: TransferIn, request: Request, session: SessionDep, actor: ActorDep, sealer: SealerDep):
+    async def produce():
+        case = await load_case(session, actor, case_id, action="case.transfer", for_update=True)
+        return await _summary(session, await cases.transfer(session, actor, sealer, case, body))
+
+    return await _once(request, session, actor, produce)
 
 
 # -- beds ---------------------------------------------------------------------------------
@@ -210,13 +247,16 @@ async def admit(case_id: uuid.UUID, request: Request, session: SessionDep, actor
     async def produce():
         return (await cases.admit(session, actor, case)).model_dump()
 
-    return await idempotent(request, session, actor.principal, produce)
+    return await _once(request, session, actor, produce, 201)
 
 
 @router.post("/cases/{case_id}/discharge", response_model=StayOut, summary="Free the survivor's bed; optionally propose economic support")
-async def discharge(case_id: uuid.UUID, body: DischargeIn, session: SessionDep, actor: ActorDep, sealer: SealerDep):
-    case = await load_case(session, actor, case_id, action="bed.discharge", for_update=True)
-    return (await cases.discharge(session, actor, sealer, case, body.economic_support_programme)).model_dump()
+async def discharge(case_id: uuid.UUID, body: DischargeIn, request: Request, session: SessionDep, actor: ActorDep, sealer: SealerDep):
+    async def produce():
+        case = await load_case(session, actor, case_id, action="bed.discharge", for_update=True)
+        return (await cases.discharge(session, actor, sealer, case, body.economic_support_programme)).model_dump()
+
+    return await _once(request, session, actor, produce)
 
 
 @router.get("/cases/{case_id}/stays", response_model=list[StayOut], summary="Admissions and discharges of the case")
@@ -236,7 +276,7 @@ async def record_consent(case_id: uuid.UUID, body: ConsentIn, request: Request, 
     async def produce():
         return (await care.record_consent(session, actor, sealer, case, body)).model_dump()
 
-    return await idempotent(request, session, actor.principal, produce)
+    return await _once(request, session, actor, produce, 201)
 
 
 @router.get("/cases/{case_id}/consents", response_model=list[ConsentOut], summary="Every consent record of the case, oldest first")
@@ -254,7 +294,7 @@ async def add_incident(case_id: uuid.UUID, body: IncidentIn, request: Request, s
         incident = await care.add_incident(session, actor, sealer, case, body)
         return {"id": incident.id, "case_id": case.id, "recorded_at": incident.recorded_at}
 
-    return await idempotent(request, session, actor.principal, produce)
+    return await _once(request, session, actor, produce, 201)
 
 
 @router.get("/cases/{case_id}/incidents", response_model=list[IncidentOut], summary="The incidents of the case")
@@ -272,7 +312,7 @@ async def assess(case_id: uuid.UUID, body: AssessmentIn, request: Request, sessi
         a = await care.assess(session, actor, sealer, case, body.answers)
         return {"id": a.id, "case_id": case.id, "level": a.level, "score": a.score, "assessed_at": a.assessed_at}
 
-    return await idempotent(request, session, actor.principal, produce)
+    return await _once(request, session, actor, produce, 201)
 
 
 @router.get("/cases/{case_id}/risk-assessments", response_model=list[AssessmentOut], summary="The risk assessments, with their answers")
@@ -290,7 +330,7 @@ async def add_service(case_id: uuid.UUID, body: ServiceIn, request: Request, ses
         s = await care.add_service(session, actor, sealer, case, body)
         return {"id": s.id, "case_id": case.id, "kind": s.kind, "delivered_on": s.delivered_on}
 
-    return await idempotent(request, session, actor.principal, produce)
+    return await _once(request, session, actor, produce, 201)
 
 
 @router.get("/cases/{case_id}/services", response_model=list[ServiceOut], summary="The services delivered")
@@ -308,7 +348,7 @@ async def refer(case_id: uuid.UUID, body: ReferralIn, request: Request, session:
         r = await care.refer(session, actor, sealer, case, body)
         return {"id": r.id, "case_id": case.id, "partner_kind": r.partner_kind, "status": r.status, "version": r.version}
 
-    return await idempotent(request, session, actor.principal, produce)
+    return await _once(request, session, actor, produce, 201)
 
 
 @router.get("/cases/{case_id}/referrals", response_model=list[ReferralOut], summary="The referrals to partners")
@@ -321,10 +361,13 @@ async def referrals(case_id: uuid.UUID, session: SessionDep, actor: ActorDep, se
 @router.post("/cases/{case_id}/referrals/{referral_id}/{action}", response_model=ReferralReceipt,
              summary="Move a referral: accept, reject (reason), complete (successful or not) or revoke (reason)")
 async def referral_action(case_id: uuid.UUID, referral_id: uuid.UUID, action: Literal["accept", "reject", "complete", "revoke"],
-                          body: ReferralActionIn, session: SessionDep, actor: ActorDep, sealer: SealerDep):
-    case = await load_case(session, actor, case_id, action=f"referral.{action}", for_update=True)
-    r = await care.referral_action(session, actor, sealer, case, referral_id, action, body)
-    return {"id": r.id, "case_id": case.id, "partner_kind": r.partner_kind, "status": r.status, "version": r.version}
+                          body: ReferralActionIn, request: Request, session: SessionDep, actor: ActorDep, sealer: SealerDep):
+    async def produce():
+        case = await load_case(session, actor, case_id, action=f"referral.{action}", for_update=True)
+        r = await care.referral_action(session, actor, sealer, case, referral_id, action, body)
+        return {"id": r.id, "case_id": case.id, "partner_kind": r.partner_kind, "status": r.status, "version": r.version}
+
+    return await _once(request, session, actor, produce)
 
 
 # -- the audit log ------------------------------------------------------------------------
@@ -337,16 +380,16 @@ async def audit_log(
     actor: ActorDep,
     case_id: uuid.UUID | None = None,
     limit: int = Query(default=100, ge=1, le=500),
-    cursor: str | None = None,
+    cursor: str | None = Cursor,
 ):
     if not (actor.is_supervisor and actor.shelter_id == shelter_id):
         raise Forbidden("only the supervisors of a shelter read its audit log")
     stmt = select(AuditEntry).where(AuditEntry.shelter_id == shelter_id)
     if case_id:
         stmt = stmt.where(AuditEntry.case_id == case_id)
-    after = decode_cursor(cursor)
+    after = decode_cursor(cursor, int)
     if after:
-        if not isinstance(after[0], int):
+        if not 0 <= after[0] <= INT64_MAX:
             raise _bad_cursor()
         stmt = stmt.where(col(AuditEntry.id) > after[0])
     rows = list((await session.exec(stmt.order_by(col(AuditEntry.id)).limit(limit + 1))).all())

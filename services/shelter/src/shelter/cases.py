@@ -21,7 +21,7 @@ from sqlmodel import col, select
 from pilar_kernel.problems import Conflict, NotFound, RuleViolation
 
 from . import audit, domain
-from .access import Actor
+from .access import Actor, find_staff, same_user
 from .events import CaseAdmitted, CaseClosed, CaseDischarged, CaseOpened, CaseReopened, CaseTransferred, EconomicSupportReferral, emit
 from .models import Assignment, Case, CasePlan, ClosureRequest, Consent, Incident, RiskAssessment, Shelter, Staff, Stay
 from .privacy import Sealer
@@ -60,7 +60,7 @@ async def get_shelter(session, shelter_id: uuid.UUID) -> Shelter:
 
 
 async def _caseworker_of(session, user_id: str, shelter_id: uuid.UUID, field: str) -> Staff:
-    staff = await session.get(Staff, user_id)
+    staff = await find_staff(session, user_id)
     if staff is None or not staff.active or staff.role != "caseworker" or staff.shelter_id != shelter_id:
         raise RuleViolation(field, "not an active caseworker of the shelter", rule="case.caseworker")
     return staff
@@ -108,7 +108,7 @@ async def intake(session, actor: Actor, sealer: Sealer, body: CaseIn) -> Case:
             raise RuleViolation("caseworker_id", "a supervisor assigns the case to a caseworker of the shelter", rule="case.caseworker")
         caseworker = (await _caseworker_of(session, body.caseworker_id, shelter.id, "caseworker_id")).user_id
     else:
-        if body.caseworker_id not in (None, actor.user_id):
+        if body.caseworker_id is not None and not same_user(body.caseworker_id, actor.user_id):
             raise RuleViolation("caseworker_id", "a caseworker opens cases for themselves; a supervisor assigns others", rule="case.caseworker")
         caseworker = actor.user_id
     opened = now()
@@ -324,24 +324,24 @@ async def transfer(session, actor: Actor, sealer: Sealer, case: Case, body: Tran
             raise RuleViolation("shelter_id", "the shelter is closed", rule="transfer.shelter_active")
         domain.check_placement(child=case.child, sex=case.sex, shelter_kind=target.kind)
         await _no_bed_held(session, case)
-    await _caseworker_of(session, body.caseworker_id, target.id, "caseworker_id")
-    if not moving and body.caseworker_id == case.caseworker_id:
+    to_caseworker = (await _caseworker_of(session, body.caseworker_id, target.id, "caseworker_id")).user_id
+    if not moving and same_user(to_caseworker, case.caseworker_id):
         raise Conflict("the case is already with this caseworker")
     at = now()
     current = (await session.exec(select(Assignment).where(Assignment.case_id == case.id, col(Assignment.ended_at).is_(None)).with_for_update())).one()
     current.ended_at = at
     session.add(current)
     await session.flush()  # end the current row before the new one (one current row per case)
-    session.add(Assignment(case_id=case.id, shelter_id=target.id, caseworker_id=body.caseworker_id, assigned_by=actor.user_id,
+    session.add(Assignment(case_id=case.id, shelter_id=target.id, caseworker_id=to_caseworker, assigned_by=actor.user_id,
                            reason_enc=sealer.seal(body.reason, case.id, "assignment.reason"), started_at=at))
     from_shelter, from_caseworker = case.shelter_id, case.caseworker_id
-    audit.record(session, actor, case, "case.transfer_out", to_shelter=str(target.id), from_caseworker=from_caseworker, to_caseworker=body.caseworker_id)
-    case.shelter_id, case.caseworker_id = target.id, body.caseworker_id
+    audit.record(session, actor, case, "case.transfer_out", to_shelter=str(target.id), from_caseworker=from_caseworker, to_caseworker=to_caseworker)
+    case.shelter_id, case.caseworker_id = target.id, to_caseworker
     touch(case)
     session.add(case)
     await session.flush()
     if moving:  # the receiving shelter's supervisors see the hand-over in their log too
-        audit.record(session, actor, case, "case.transfer_in", from_shelter=str(from_shelter), to_caseworker=body.caseworker_id)
+        audit.record(session, actor, case, "case.transfer_in", from_shelter=str(from_shelter), to_caseworker=to_caseworker)
     await emit(session, CaseTransferred(**await _event_facts(session, case), from_shelter_id=from_shelter, transferred_on=local_date(at)))
     return case
 

@@ -2,7 +2,8 @@
 
 A shelter is for women or for children, in one regency, with a number of beds. Staff are
 caseworkers or supervisors of one shelter; their ``user_id`` is the ``user`` claim of the
-tokens they act with.
+tokens they act with, kept case-folded and unique in any case (``QA.PREP`` is ``qa.prep``).
+Every change honours ``Idempotency-Key``.
 """
 
 from __future__ import annotations
@@ -11,18 +12,18 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, func, select
 
 from pilar_kernel.auth import Principal, PrincipalDep, require_scopes
 from pilar_kernel.db import SessionDep
 from pilar_kernel.idempotency import idempotent
-from pilar_kernel.problems import Conflict, Forbidden, NotFound
+from pilar_kernel.problems import Conflict, Forbidden, NotFound, RuleViolation
 
 from . import access, domain
 from .models import Case, Shelter, Staff
-from .schemas import ShelterIn, ShelterOut, ShelterPatch, StaffIn, StaffOut, StaffPatch
+from .schemas import USER_ID_PATTERN, ShelterIn, ShelterKind, ShelterOut, ShelterPatch, StaffIn, StaffOut, StaffPatch
 
 router = APIRouter(prefix="/v1", tags=["facilities"])
 
@@ -51,14 +52,21 @@ def _stale(what: str, current: int, sent: int) -> Conflict:
                     errors=[{"field": "version", "message": "stale version", "rule": "version.stale"}])
 
 
-async def _shelter(session, shelter_id: uuid.UUID, *, for_update: bool = False) -> Shelter:
+async def _shelter(session, shelter_id: uuid.UUID, *, for_update: bool = False, field: str | None = None) -> Shelter:
+    """The shelter; a missing one is a 404, or a 422 naming ``field`` when the id came in the body."""
     stmt = select(Shelter).where(Shelter.id == shelter_id)
     if for_update:
         stmt = stmt.with_for_update()
     shelter = (await session.exec(stmt)).first()
     if shelter is None:
+        if field:
+            raise RuleViolation(field, "no such shelter", rule="shelter.exists")
         raise NotFound("no such shelter")
     return shelter
+
+
+RegencyQuery = Annotated[str | None, Query(pattern=r"^[0-9]{2}\.[0-9]{2}$", description="regency/city code, e.g. 35.78")]
+UserId = Annotated[str, Path(min_length=1, max_length=100, pattern=USER_ID_PATTERN, description="the staff member's user id (any case)")]
 
 
 @router.post("/shelters", status_code=201, response_model=ShelterOut, summary="Add a shelter")
@@ -75,8 +83,8 @@ async def create_shelter(body: ShelterIn, request: Request, session: SessionDep,
 
 
 @router.get("/shelters", response_model=list[ShelterOut], summary="The shelters, with beds and occupancy")
-async def list_shelters(request: Request, session: SessionDep, principal: Anyone, kind: str | None = None, regency_code: str | None = None,
-                        active: bool | None = None):
+async def list_shelters(request: Request, session: SessionDep, principal: Anyone, kind: ShelterKind | None = None,
+                        regency_code: RegencyQuery = None, active: bool | None = None):
     stmt = select(Shelter).order_by(Shelter.name)
     if kind:
         stmt = stmt.where(Shelter.kind == kind)
@@ -93,7 +101,11 @@ async def get_shelter(shelter_id: uuid.UUID, request: Request, session: SessionD
 
 
 @router.patch("/shelters/{shelter_id}", response_model=ShelterOut, summary="Rename, resize or close a shelter")
-async def update_shelter(shelter_id: uuid.UUID, body: ShelterPatch, session: SessionDep, principal: Admin):
+async def update_shelter(shelter_id: uuid.UUID, body: ShelterPatch, request: Request, session: SessionDep, principal: Admin):
+    return await idempotent(request, session, principal, lambda: _update_shelter(session, shelter_id, body), status_code=200)
+
+
+async def _update_shelter(session, shelter_id: uuid.UUID, body: ShelterPatch) -> ShelterOut:
     shelter = await _shelter(session, shelter_id, for_update=True)
     if shelter.version != body.version:
         raise _stale("shelter", shelter.version, body.version)
@@ -120,8 +132,8 @@ async def update_shelter(shelter_id: uuid.UUID, body: ShelterPatch, session: Ses
 @router.post("/staff", status_code=201, response_model=StaffOut, summary="Register a caseworker or supervisor of a shelter")
 async def create_staff(body: StaffIn, request: Request, session: SessionDep, principal: Admin):
     async def produce():
-        await _shelter(session, body.shelter_id)
-        if await session.get(Staff, body.user_id) is not None:
+        await _shelter(session, body.shelter_id, field="shelter_id")
+        if await access.find_staff(session, body.user_id) is not None:
             raise Conflict("this user is already registered as staff", errors=[{"field": "user_id", "message": "already registered", "rule": "staff.unique"}])
         staff = Staff(**body.model_dump())
         session.add(staff)
@@ -146,8 +158,12 @@ async def list_staff(request: Request, session: SessionDep, principal: Principal
 
 
 @router.patch("/staff/{user_id}", response_model=StaffOut, summary="Change a staff member's role or shelter, or deactivate them")
-async def update_staff(user_id: str, body: StaffPatch, session: SessionDep, principal: Admin):
-    staff = (await session.exec(select(Staff).where(Staff.user_id == user_id).with_for_update())).first()
+async def update_staff(user_id: UserId, body: StaffPatch, request: Request, session: SessionDep, principal: Admin):
+    return await idempotent(request, session, principal, lambda: _update_staff(session, user_id, body), status_code=200)
+
+
+async def _update_staff(session, user_id: str, body: StaffPatch) -> StaffOut:
+    staff = await access.find_staff(session, user_id, for_update=True)
     if staff is None:
         raise NotFound("no such staff member")
     if staff.version != body.version:
@@ -155,13 +171,13 @@ async def update_staff(user_id: str, body: StaffPatch, session: SessionDep, prin
     leaves = (body.shelter_id not in (None, staff.shelter_id)) or (body.role not in (None, staff.role)) or body.active is False
     if leaves and staff.role == "caseworker":
         open_cases = (await session.exec(
-            select(func.count()).select_from(Case).where(Case.caseworker_id == user_id, col(Case.status).in_(domain.OPEN_STATUSES))
+            select(func.count()).select_from(Case).where(Case.caseworker_id == staff.user_id, col(Case.status).in_(domain.OPEN_STATUSES))
         )).one()
         if open_cases:
             raise Conflict(f"the caseworker holds {open_cases} open case(s): transfer them first",
                            errors=[{"field": "user_id", "message": "holds open cases", "rule": "staff.open_cases"}])
     if body.shelter_id is not None:
-        await _shelter(session, body.shelter_id)
+        await _shelter(session, body.shelter_id, field="shelter_id")
     for name in ("name", "role", "shelter_id", "active"):
         value = getattr(body, name)
         if value is not None:

@@ -69,7 +69,11 @@ class Staff(_Table, table=True):
     """A staff member of one shelter; ``user_id`` is the ``user`` claim of their tokens."""
 
     __tablename__ = "staff"
-    __table_args__ = (CheckConstraint(f"role IN ({_in(domain.STAFF_ROLES)})", name="staff_role"),)
+    __table_args__ = (
+        CheckConstraint(f"role IN ({_in(domain.STAFF_ROLES)})", name="staff_role"),
+        # One person, one record, whatever the case of the id (four-eyes rules rely on it).
+        Index("staff_user_id_folded", func.lower(text("user_id")), unique=True),
+    )
 
     user_id: str = Field(primary_key=True)
     name: str

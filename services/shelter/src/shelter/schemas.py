@@ -11,9 +11,10 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from pilar_kernel import regions
+from pilar_kernel.types import PositiveInt32
 
 ShelterKind = Literal["women", "children"]
 Role = Literal["caseworker", "supervisor"]
@@ -33,6 +34,14 @@ ReopenReason = Literal["new_incident", "reintegration_failed", "survivor_request
 Answer = Literal["yes", "no", "unknown"]
 CaseStatus = Literal["intake", "assessment", "plan_pending", "in_service", "closure_pending", "closed"]
 ProgrammeCode = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9_]{1,31}$")]
+# The `user` claim of a staff member's tokens: ASCII, so lower() is case-folding.
+USER_ID_PATTERN = r"^[A-Za-z0-9._@:-]+$"
+UserRef = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=USER_ID_PATTERN)]
+# A version read from the record (starts at 1).
+Version = Annotated[PositiveInt32, Field(description="the version you read; a stale one is refused with 409")]
+NIK_PATTERN = r"^[0-9]{16}$"
+PHONE_PATTERN = r"^\+?[0-9 -]{8,20}$"
+EARLIEST_DAY = date(1900, 1, 1)
 
 
 class _In(BaseModel):
@@ -52,8 +61,9 @@ def _not_future(day: date) -> date:
     return day
 
 
-RegencyCode = Annotated[str, AfterValidator(_regency)]
-PastDate = Annotated[date, AfterValidator(_not_future)]
+RegencyCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{2}\.?[0-9]{2}$"), AfterValidator(_regency)]
+# A day that has happened: from 1900 (PostgreSQL keeps date.min as -infinity) to today.
+PastDate = Annotated[date, Field(ge=EARLIEST_DAY, json_schema_extra={"pattern": r"^(19|20)[0-9]{2}-"}), AfterValidator(_not_future)]
 
 
 # -- facilities and staff -----------------------------------------------------------------
@@ -67,7 +77,7 @@ class ShelterIn(_In):
 
 
 class ShelterPatch(_In):
-    version: int
+    version: Version
     name: str | None = Field(default=None, min_length=3, max_length=200)
     capacity: int | None = Field(default=None, ge=0, le=1000)
     active: bool | None = None
@@ -85,14 +95,19 @@ class ShelterOut(BaseModel):
 
 
 class StaffIn(_In):
-    user_id: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._@:-]+$", description="the `user` claim of the staff member's tokens")
+    user_id: UserRef = Field(description="the `user` claim of the staff member's tokens; kept case-folded (QA.Prep is qa.prep)")
     name: str = Field(min_length=1, max_length=200)
     role: Role
     shelter_id: uuid.UUID
 
+    @field_validator("user_id")
+    @classmethod
+    def _fold(cls, v: str) -> str:
+        return v.casefold()
+
 
 class StaffPatch(_In):
-    version: int
+    version: Version
     name: str | None = Field(default=None, min_length=1, max_length=200)
     role: Role | None = None
     shelter_id: uuid.UUID | None = None
@@ -113,13 +128,13 @@ class StaffOut(BaseModel):
 
 class SurvivorIn(_In):
     name: str = Field(min_length=1, max_length=200)
-    nik: str | None = Field(default=None, pattern=r"^\d{16}$")
-    birth_date: date | None = None
+    nik: str | None = Field(default=None, pattern=NIK_PATTERN)
+    birth_date: PastDate | None = None
     age_estimate: int | None = Field(default=None, ge=0, le=120, description="when the birth date is unknown")
     sex: Sex
     regency_code: RegencyCode = Field(description="home regency/city (35.xx, or another province's regency)")
     address: str | None = Field(default=None, max_length=300)
-    phone: str | None = Field(default=None, pattern=r"^\+?[\d\s-]{8,20}$")
+    phone: str | None = Field(default=None, pattern=PHONE_PATTERN)
     guardian_name: str | None = Field(default=None, max_length=200)
     guardian_contact: str | None = Field(default=None, max_length=100)
     notes: str | None = Field(default=None, max_length=4000)
@@ -127,12 +142,12 @@ class SurvivorIn(_In):
 
 class SurvivorPatch(_In):
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    nik: str | None = Field(default=None, pattern=r"^\d{16}$")
-    birth_date: date | None = None
+    nik: str | None = Field(default=None, pattern=NIK_PATTERN)
+    birth_date: PastDate | None = None
     age_estimate: int | None = Field(default=None, ge=0, le=120)
     regency_code: RegencyCode | None = None
     address: str | None = Field(default=None, max_length=300)
-    phone: str | None = Field(default=None, pattern=r"^\+?[\d\s-]{8,20}$")
+    phone: str | None = Field(default=None, pattern=PHONE_PATTERN)
     guardian_name: str | None = Field(default=None, max_length=200)
     guardian_contact: str | None = Field(default=None, max_length=100)
     notes: str | None = Field(default=None, max_length=4000)
@@ -149,12 +164,12 @@ class CaseIn(_In):
     referral_source: ReferralSource
     referral_note: str | None = Field(default=None, max_length=2000)
     registry_person_id: uuid.UUID | None = Field(default=None, description="the survivor's registry person, if any")
-    caseworker_id: str | None = Field(default=None, description="a supervisor assigns a caseworker of the shelter; a caseworker takes the case")
-    consents: list[ConsentIn] = Field(default_factory=list)
+    caseworker_id: UserRef | None = Field(default=None, description="a supervisor assigns a caseworker of the shelter; a caseworker takes the case")
+    consents: list[ConsentIn] = Field(default_factory=list, max_length=3, description="at most one per kind")
 
 
 class CasePatch(_In):
-    version: int = Field(description="the version you read; a stale one is refused with 409")
+    version: Version
     survivor: SurvivorPatch | None = None
     registry_person_id: uuid.UUID | None = None
     referral_note: str | None = Field(default=None, max_length=2000)
@@ -209,7 +224,7 @@ class ConsentOut(BaseModel):
 
 
 class IncidentIn(_In):
-    violence_types: list[ViolenceType] = Field(min_length=1)
+    violence_types: list[ViolenceType] = Field(min_length=1, max_length=6)
     perpetrator_relationship: Relationship
     occurred_on: PastDate | None = None
     regency_code: RegencyCode = Field(description="where it happened (regency/city)")
@@ -232,7 +247,8 @@ class IncidentOut(IncidentReceipt):
 
 
 class AssessmentIn(_In):
-    answers: dict[str, Answer] = Field(description="an answer to every question of GET /v1/risk-questions")
+    answers: dict[Annotated[str, StringConstraints(max_length=50)], Answer] = Field(
+        max_length=100, description="an answer to every question of GET /v1/risk-questions")
 
 
 class AssessmentReceipt(BaseModel):
@@ -251,7 +267,7 @@ class AssessmentOut(AssessmentReceipt):
 
 class PlanIn(_In):
     goals: str = Field(min_length=1, max_length=10000)
-    planned_services: list[ServiceKind] = Field(min_length=1)
+    planned_services: list[ServiceKind] = Field(min_length=1, max_length=5)
 
 
 class PlanReceipt(BaseModel):
@@ -310,10 +326,10 @@ class ReopenIn(_In):
 
 
 class TransferIn(_In):
-    caseworker_id: str
+    caseworker_id: UserRef
     shelter_id: uuid.UUID | None = Field(default=None, description="another shelter; leave out to stay in this one")
     reason: str = Field(min_length=3, max_length=1000)
-    version: int | None = None
+    version: Version | None = None
 
 
 class AssignmentOut(BaseModel):
@@ -365,7 +381,7 @@ class ReferralOut(ReferralReceipt):
 class ReferralActionIn(_In):
     reason: str | None = Field(default=None, min_length=3, max_length=2000)
     successful: bool | None = Field(default=None, description="for complete: whether the referral achieved its purpose")
-    version: int | None = None
+    version: Version | None = None
 
 
 class AuditOut(BaseModel):

@@ -70,8 +70,8 @@ async def cases_by(
     session: SessionDep,
     principal: Analyst,
     by: list[CaseDimension] = Query(default=["violence_type", "regency", "month"], description="dimensions to group by"),
-    since: date | None = Query(default=None, alias="from", description="cases opened on or after this day"),
-    until: date | None = Query(default=None, alias="to", description="cases opened on or before this day"),
+    since: date | None = Query(default=None, alias="from", ge=date(2000, 1, 1), le=date(2099, 12, 31), description="cases opened on or after this day"),
+    until: date | None = Query(default=None, alias="to", ge=date(2000, 1, 1), le=date(2099, 12, 31), description="cases opened on or before this day"),
 ):
     dims = [d for d in _CASE_DIMENSIONS if d in by]
     params: dict = {}
@@ -97,8 +97,8 @@ async def closure_time(
     request: Request,
     session: SessionDep,
     principal: Analyst,
-    since: date | None = Query(default=None, alias="from", description="cases closed on or after this day"),
-    until: date | None = Query(default=None, alias="to", description="cases closed on or before this day"),
+    since: date | None = Query(default=None, alias="from", ge=date(2000, 1, 1), le=date(2099, 12, 31), description="cases closed on or after this day"),
+    until: date | None = Query(default=None, alias="to", ge=date(2000, 1, 1), le=date(2099, 12, 31), description="cases closed on or before this day"),
 ):
     params: dict = {}
     where = ("WHERE status = 'closed'" + _region_filter(principal, "regency_code", params) + _period("closed_at", since, until, params))
@@ -120,8 +120,8 @@ async def referrals_by_outcome(
     session: SessionDep,
     principal: Analyst,
     by_partner: bool = Query(default=False, description="also group by partner kind"),
-    since: date | None = Query(default=None, alias="from", description="referrals made on or after this day"),
-    until: date | None = Query(default=None, alias="to", description="referrals made on or before this day"),
+    since: date | None = Query(default=None, alias="from", ge=date(2000, 1, 1), le=date(2099, 12, 31), description="referrals made on or after this day"),
+    until: date | None = Query(default=None, alias="to", ge=date(2000, 1, 1), le=date(2099, 12, 31), description="referrals made on or before this day"),
 ):
     params: dict = {}
     outcome = "CASE WHEN r.status = 'done' THEN CASE WHEN r.successful THEN 'done_successful' ELSE 'done_unsuccessful' END ELSE r.status END"
