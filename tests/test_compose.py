@@ -393,3 +393,14 @@ def test_deployment_doc_names_every_variable_compose_reads() -> None:
     text = doc.read_text()
     for name in sorted({m.group(1) for m in INTERPOLATION.finditer(COMPOSE.read_text())}):
         assert name in text, f"docs/deployment.md does not mention {name}"
+
+
+def test_servers_keep_idle_connections_longer_than_our_clients(services: dict) -> None:
+    """uvicorn in the image keeps idle connections past the clients' idle expiry (issue 12, item 9)."""
+    from pilar_kernel.http import KEEPALIVE_EXPIRY_S, SERVER_KEEP_ALIVE_S
+
+    for dockerfile in dockerfiles(services):
+        script = re.sub(r"\\\n\s*", " ", _entrypoint_script(dockerfile))
+        match = re.search(r'exec uvicorn .*--timeout-keep-alive "?\$\{SERVICE_KEEP_ALIVE_S:-(\d+)\}"?', script)
+        assert match, "uvicorn must be started with an explicit --timeout-keep-alive"
+        assert int(match.group(1)) == SERVER_KEEP_ALIVE_S >= 2 * KEEPALIVE_EXPIRY_S

@@ -20,6 +20,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from pilar_kernel.asyncapi import asyncapi_document
+from pilar_kernel.http import async_client
 
 from .events import platform_events
 from .state import Gateway, gateway_of
@@ -117,7 +118,7 @@ async def platform_openapi(gateway: Gateway, own: dict) -> dict:
     if cached and cached[0] > time.monotonic():
         return cached[1]
     upstreams = list(gateway.upstreams)
-    async with httpx.AsyncClient(trust_env=False) as client:
+    async with async_client(timeout=3.0) as client:
         docs = await asyncio.gather(*(_service_openapi(client, u.base_url) for u in upstreams))
     merged = merge_openapi(own, {u.name: d for u, d in zip(upstreams, docs, strict=True)})
     complete = all(d is not None for d in docs)

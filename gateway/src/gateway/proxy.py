@@ -26,6 +26,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 from structlog.contextvars import bind_contextvars, get_contextvars
 
+from pilar_kernel import http as pilar_http
 from pilar_kernel.problems import NotFound, Problem, Unauthorized, problem_response
 from pilar_kernel.tracecontext import current_traceparent
 
@@ -75,20 +76,26 @@ def make_transport(kind: str, max_connections: int) -> httpx.AsyncBaseTransport:
     The proxy sends through the transport itself, not an ``httpx.AsyncClient``: it needs
     none of the client's redirects, auth or cookie jar (a proxy must never keep one caller's
     cookies for the next), and skipping that machinery is measurably cheaper per request.
+
+    Either way it is the kernel's (``pilar_kernel.http``): idle connections are dropped after
+    ``KEEPALIVE_EXPIRY_S``, below the services' keep-alive, and a request that provably never
+    reached the service (no connection; a pooled connection the service had just closed) is
+    sent once more, whatever its method, so a POST is not failed by a stale connection.
     """
-    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections, keepalive_expiry=30)
     if kind == "aiohttp":
+        limits = pilar_http.limits(max_connections, pilar_http.KEEPALIVE_EXPIRY_S)
 
         def session() -> aiohttp.ClientSession:  # made lazily, inside the running loop
             return aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=max_connections, keepalive_timeout=30),
+                connector=aiohttp.TCPConnector(limit=max_connections, keepalive_timeout=pilar_http.KEEPALIVE_EXPIRY_S),
                 cookie_jar=aiohttp.DummyCookieJar(),
                 skip_auto_headers=("Accept-Encoding", "User-Agent"),
                 auto_decompress=False,
+                trace_configs=[pilar_http.aiohttp_trace_config()],  # tells RetryUnsent about reuse
             )
 
-        return AiohttpTransport(limits=limits, client=session)
-    return httpx.AsyncHTTPTransport(limits=limits)
+        return pilar_http.RetryUnsent(AiohttpTransport(limits=limits, client=session))
+    return pilar_http.async_transport(max_connections=max_connections)
 
 
 def failure_kind(exc: BaseException) -> str:

@@ -212,3 +212,21 @@ async def test_a_streamed_body_is_never_resent(server, stale_pool):
         with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
             await client.post(url + "/count", content=body())
         assert counter.posts == before
+
+
+def test_every_client_of_ours_is_built_by_the_kernel():
+    """Services, the gateway and the local stack build their httpx clients with
+    ``pilar_kernel.http`` (not ``httpx.AsyncClient(...)`` directly), so none of them reuses a
+    connection the server is closing. The bank simulator stands in for a bank, not for us."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    folders = [root / "gateway" / "src", root / "deploy" / "src", *(p / "src" for p in (root / "services").iterdir())]
+    offenders = []
+    for folder in folders:
+        for path in folder.rglob("*.py"):
+            text = path.read_text()
+            for needle in ("httpx.AsyncClient(", "httpx.Client(", "AsyncHTTPTransport(", "httpx.HTTPTransport("):
+                if needle in text:
+                    offenders.append(f"{path.relative_to(root)}: {needle}")
+    assert not offenders, offenders

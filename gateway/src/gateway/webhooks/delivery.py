@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pilar_kernel.consumer import Consumer
 from pilar_kernel.events import Envelope, Event
+from pilar_kernel.http import EXTERNAL_KEEPALIVE_EXPIRY_S, async_client
 
 from ..events import service_of
 from ..models import clients, webhook_attempts, webhook_deliveries, webhook_subscriptions
@@ -144,7 +145,8 @@ class DeliveryWorker:
     async def run(self) -> None:
         settings: Settings = self._app.state.settings
         timeout = httpx.Timeout(settings.webhook_timeout_s, connect=min(5.0, settings.webhook_timeout_s))
-        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False) as http:
+        # Receivers are not our servers: idle connections go before a common 5 s keep-alive.
+        async with async_client(timeout=timeout, keepalive_expiry=EXTERNAL_KEEPALIVE_EXPIRY_S, follow_redirects=False) as http:
             while not self._stopping.is_set():
                 sent = await self.deliver_due(http)
                 if time.monotonic() - self._last_purge > 3600:
