@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -10,6 +11,11 @@ from pydantic import BaseModel, ConfigDict, Field
 CLIENT_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{1,62}$"
 REGION_PATTERN = r"^35\.\d{2}$"
 SCOPE_PATTERN = r"^[a-z0-9-]+:[a-z0-9-]+$"
+# A URL as sent on the wire: no spaces, no control characters (NUL included).
+URL_PATTERN = r"^[a-z][a-z0-9+.-]*://[^\s\x00-\x1f\x7f]+$"
+# A CloudEvents type of the catalogue (id.go.jatimprov.dinsos.<service>.<aggregate>.<event>.v<n>).
+EVENT_TYPE_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,199}$"
+EventType = Annotated[str, Field(pattern=EVENT_TYPE_PATTERN, max_length=200)]
 
 
 class RateLimit(BaseModel):
@@ -65,9 +71,12 @@ class KeyOut(BaseModel):
 class SubscriptionCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    callback_url: str = Field(max_length=2000, examples=["https://siks.sidoarjokab.go.id/pilar/events"])
-    event_types: list[str] = Field(min_length=1, max_length=200, description="CloudEvents types (ce_type) from /v1/asyncapi.json")
-    region: str | None = Field(None, pattern=REGION_PATTERN, description="only events whose regency_code is in this region")
+    callback_url: str = Field(min_length=10, max_length=2000, pattern=URL_PATTERN, examples=["https://siks.sidoarjokab.go.id/pilar/events"],
+                              description="https (plain http to 127.0.0.1 only in development and test)")
+    event_types: list[EventType] = Field(min_length=1, max_length=200, description="CloudEvents types (ce_type) from /v1/webhooks/event-types; "
+                                         "a regional subscription takes only types that name a region or are province-public")
+    region: str | None = Field(None, pattern=REGION_PATTERN, description="only events naming a region within this one (any of the event's region fields); "
+                               "a regional client's subscriptions are always held to its region")
 
 
 class SubscriptionOut(BaseModel):
