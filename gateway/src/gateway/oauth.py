@@ -21,7 +21,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from pilar_kernel.db import SessionDep
-from pilar_kernel.problems import Problem
+from pilar_kernel.problems import Problem, problem_responses
 
 from . import clients
 from .state import gateway_of
@@ -111,7 +111,12 @@ TOKEN_FORM_SCHEMA = {
     "/oauth/token",
     summary="Issue an access token (OAuth2 client credentials)",
     openapi_extra=TOKEN_FORM_SCHEMA,
-    responses={200: {"description": "access_token, token_type, expires_in, scope"}},
+    responses={
+        200: {"description": "access_token, token_type, expires_in, scope"},
+        # invalid_request, unsupported_grant_type, invalid_scope (400); invalid_client (401);
+        # too many attempts for one client id (429, with Retry-After).
+        **problem_responses(400, 401, 429),
+    },
 )
 async def token(request: Request, session: SessionDep) -> JSONResponse:
     gateway = gateway_of(request)
