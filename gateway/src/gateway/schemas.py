@@ -16,6 +16,8 @@ URL_PATTERN = r"^[a-z][a-z0-9+.-]*://[^\s\x00-\x1f\x7f]+$"
 # A CloudEvents type of the catalogue (id.go.jatimprov.dinsos.<service>.<aggregate>.<event>.v<n>).
 EVENT_TYPE_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,199}$"
 EventType = Annotated[str, Field(pattern=EVENT_TYPE_PATTERN, max_length=200)]
+Scope = Annotated[str, Field(pattern=SCOPE_PATTERN, max_length=100, examples=["registry:read"])]
+ClientId = Annotated[str, Field(pattern=CLIENT_ID_PATTERN, max_length=63)]
 
 
 class RateLimit(BaseModel):
@@ -26,9 +28,9 @@ class RateLimit(BaseModel):
 class ClientCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    client_id: str = Field(pattern=CLIENT_ID_PATTERN, examples=["dinsos-sidoarjo"])
+    client_id: str = Field(pattern=CLIENT_ID_PATTERN, max_length=63, examples=["dinsos-sidoarjo"])
     name: str = Field(min_length=1, max_length=200)
-    scopes: list[str] = Field(min_length=1, max_length=100)
+    scopes: list[Scope] = Field(min_length=1, max_length=100)
     region: str | None = Field(None, pattern=REGION_PATTERN, description="a regency/city code; null = province-wide")
     rate_limit: RateLimit = RateLimit()
 
@@ -37,7 +39,7 @@ class ClientChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(None, min_length=1, max_length=200)
-    scopes: list[str] | None = Field(None, min_length=1, max_length=100)
+    scopes: list[Scope] | None = Field(None, min_length=1, max_length=100)
     region: str | None = Field(None, pattern=REGION_PATTERN)
     province_wide: bool = Field(False, description="true to clear the region")
     rate_limit: RateLimit | None = None
@@ -94,6 +96,24 @@ class SubscriptionOut(BaseModel):
 
 class SubscriptionWithSecret(SubscriptionOut):
     secret: str = Field(description="HMAC-SHA256 key of X-Pilar-Signature; shown once")
+
+
+class EventTypeOut(BaseModel):
+    type: str = Field(description="the CloudEvents type to subscribe to")
+    service: str
+    topic: str
+    summary: str
+    regional: bool = Field(description="a regional subscription may take it (it names regions, or is province-public)")
+    region_fields: list[str] = Field(description="the event's fields holding region codes, any of which routes it to a region")
+    province_public: bool = Field(description="it concerns the whole province and goes to every region")
+
+
+class AttemptOut(BaseModel):
+    attempt: int
+    at: datetime
+    status_code: int | None = Field(description="the receiver's HTTP status; null when it could not be reached")
+    error: str | None
+    duration_ms: int
 
 
 class DeliveryOut(BaseModel):

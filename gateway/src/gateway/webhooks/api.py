@@ -22,7 +22,7 @@ from pilar_kernel.problems import Conflict, Forbidden, NotFound, RuleViolation
 from ..events import platform_events, service_of
 from ..gatekeeper import ADMIN_SCOPE, WEBHOOKS_SCOPE
 from ..models import clients, webhook_attempts, webhook_deliveries, webhook_subscriptions
-from ..schemas import CLIENT_ID_PATTERN, DeliveryOut, SubscriptionCreate, SubscriptionOut, SubscriptionWithSecret
+from ..schemas import CLIENT_ID_PATTERN, AttemptOut, DeliveryOut, EventTypeOut, SubscriptionCreate, SubscriptionOut, SubscriptionWithSecret
 from ..state import gateway_of
 from . import signing
 
@@ -94,7 +94,7 @@ async def _owned(session, principal: Principal, subscription_id: uuid.UUID, *, l
     return row
 
 
-@router.get("/event-types", summary="Event types this client may subscribe to")
+@router.get("/event-types", response_model=list[EventTypeOut], summary="Event types this client may subscribe to")
 async def event_types(request: Request, principal: Subscriber) -> list[dict]:
     gateway = gateway_of(request)
     out = []
@@ -249,7 +249,7 @@ async def deliveries(
     return [_delivery_view(r) for r in (await session.execute(query)).all()]
 
 
-@router.get("/subscriptions/{subscription_id}/deliveries/{delivery_id}/attempts", summary="Every attempt of one delivery")
+@router.get("/subscriptions/{subscription_id}/deliveries/{delivery_id}/attempts", response_model=list[AttemptOut], summary="Every attempt of one delivery")
 async def attempts(subscription_id: uuid.UUID, delivery_id: DeliveryId, session: SessionDep, principal: Subscriber) -> list[dict]:
     await _owned(session, principal, subscription_id)
     a = webhook_attempts.c
