@@ -24,7 +24,7 @@ from pilar_kernel.db import SessionDep
 from pilar_kernel.problems import Problem, problem_responses
 
 from . import clients
-from .schemas import CLIENT_ID_PATTERN
+from .schemas import CLIENT_ID_PATTERN, TokenOut
 from .state import gateway_of
 
 router = APIRouter(tags=["identity"])
@@ -115,7 +115,7 @@ TOKEN_FORM_SCHEMA = {
     summary="Issue an access token (OAuth2 client credentials)",
     openapi_extra=TOKEN_FORM_SCHEMA,
     responses={
-        200: {"description": "access_token, token_type, expires_in, scope"},
+        200: {"description": "access_token, token_type, expires_in, scope", "model": TokenOut},
         # invalid_request, unsupported_grant_type, invalid_scope (400); invalid_client (401);
         # too many attempts for one client id (429, with Retry-After).
         **problem_responses(400, 401, 429),

@@ -45,6 +45,13 @@ class ClientChange(BaseModel):
     rate_limit: RateLimit | None = None
 
 
+class TokenOut(BaseModel):
+    access_token: str = Field(description="a JWT signed with EdDSA")
+    token_type: str = Field(pattern="^Bearer$")
+    expires_in: int = Field(ge=60, le=3600, description="seconds")
+    scope: str = Field(description="the scopes granted, space-separated")
+
+
 class ClientOut(BaseModel):
     client_id: str
     name: str
