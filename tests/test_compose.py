@@ -393,3 +393,109 @@ def test_deployment_doc_names_every_variable_compose_reads() -> None:
     text = doc.read_text()
     for name in sorted({m.group(1) for m in INTERPOLATION.finditer(COMPOSE.read_text())}):
         assert name in text, f"docs/deployment.md does not mention {name}"
+
+
+def test_servers_keep_idle_connections_longer_than_our_clients(services: dict) -> None:
+    """uvicorn in the image keeps idle connections past the clients' idle expiry (issue 12, item 9)."""
+    from pilar_kernel.http import KEEPALIVE_EXPIRY_S, SERVER_KEEP_ALIVE_S
+
+    for dockerfile in dockerfiles(services):
+        script = re.sub(r"\\\n\s*", " ", _entrypoint_script(dockerfile))
+        match = re.search(r'exec uvicorn .*--timeout-keep-alive "?\$\{SERVICE_KEEP_ALIVE_S:-(\d+)\}"?', script)
+        assert match, "uvicorn must be started with an explicit --timeout-keep-alive"
+        assert int(match.group(1)) == SERVER_KEEP_ALIVE_S >= 2 * KEEPALIVE_EXPIRY_S
+
+
+# --------------------------------------------------------------------------- settings in production
+
+
+def _resolved_environment(service: dict) -> dict[str, str]:
+    """The container's PILAR_* variables as compose would pass them: a required ``${X:?...}``
+    becomes a placeholder that is not any development default, ``${X:-d}`` its default."""
+
+    def value(match: re.Match) -> str:
+        name, op, default = match.groups()
+        if op in (":-", "-"):
+            return default
+        return "ab" * 32  # 64 hex characters: valid for keys, never a development default
+
+    return {k: INTERPOLATION.sub(value, v) for k, v in env_of(service).items() if k.startswith("PILAR_")}
+
+
+def _settings_class(package: str):
+    import importlib
+
+    return importlib.import_module(f"{package}.settings").Settings
+
+
+def _construct(settings_class, environment: dict[str, str], monkeypatch) -> Exception | None:
+    import os
+
+    with monkeypatch.context() as m:
+        for key in [k for k in os.environ if k.startswith("PILAR_")]:
+            m.delenv(key)
+        for key, value in environment.items():
+            m.setenv(key, value)
+        try:
+            settings_class()
+        except Exception as exc:  # pydantic's ValidationError wraps the validators' refusal
+            return exc
+    return None
+
+
+@pytest.mark.parametrize("name", sorted(COMPONENTS))
+def test_every_setting_refusing_its_default_in_production_is_supplied(services: dict, name: str, monkeypatch) -> None:
+    """Issue 12, item 5: compose started disbursement without PILAR_BANK_HMAC_SECRET, which its
+    settings rightly refuse. Each component's settings class is built as the container would
+    build it (production, compose's variables); then, setting by setting, without the one
+    variable, to find every setting that refuses its default in production: compose must set
+    each of those, a secret always as ``${X:?...}`` from the environment, never a value."""
+    _, package, _, _ = COMPONENTS[name]
+    settings_class = _settings_class(package)
+    environment = _resolved_environment(services[name])
+    assert environment.get("PILAR_ENV") == "production"
+    error = _construct(settings_class, environment, monkeypatch)
+    assert error is None, f"{name} would not start from docker-compose.yml: {error}"
+
+    raw = env_of(services[name])
+    refusing = []
+    for field in settings_class.model_fields:
+        variable = f"PILAR_{field.upper()}"
+        without = {k: v for k, v in environment.items() if k != variable}
+        if _construct(settings_class, without, monkeypatch) is not None:
+            refusing.append(variable)
+    # Alternatives (PILAR_JWKS_FILE or PILAR_JWKS_URL) refuse only together: check the pair.
+    pairs = [("PILAR_JWKS_FILE", "PILAR_JWKS_URL")]
+    for pair in pairs:
+        without = {k: v for k, v in environment.items() if k not in pair}
+        if _construct(settings_class, without, monkeypatch) is not None:
+            assert any(k in raw for k in pair), f"{name}: compose supplies none of {pair}"
+    assert "PILAR_NIK_HASH_KEY" in refusing and "PILAR_PII_KEY" in refusing, "introspection found nothing"
+    for variable in refusing:
+        assert variable in raw, f"{name}: {variable} refuses its default in production and compose does not set it"
+        if re.search(r"KEY|SECRET|PASSWORD|TOKEN", variable):
+            match = INTERPOLATION.fullmatch(raw[variable])
+            assert match and match.group(1) == variable and match.group(2) == ":?", (
+                f"{name}: {variable} is a secret: compose must require it as ${{{variable}:?...}}"
+            )
+
+
+@pytest.mark.parametrize("name", sorted(COMPONENTS))
+def test_no_setting_keeps_a_localhost_default_in_a_container(services: dict, name: str) -> None:
+    """A default that points at this machine (127.0.0.1, localhost) means nothing inside a
+    container: compose must set every such setting of the component (found from its class)."""
+    _, package, _, _ = COMPONENTS[name]
+    settings_class = _settings_class(package)
+    env = env_of(services[name])
+    for field, info in settings_class.model_fields.items():
+        default = info.get_default(call_default_factory=True)
+        if isinstance(default, str) and re.search(r"127\.0\.0\.1|localhost", default):
+            assert f"PILAR_{field.upper()}" in env, f"{name}: PILAR_{field.upper()} keeps its default {default!r}"
+
+
+def test_disbursement_pays_through_a_bank(services: dict) -> None:
+    """Without PILAR_BANK_URL the bank sender does not run and bank rounds are never paid."""
+    env = env_of(services["disbursement"])
+    for variable in ("PILAR_BANK_URL", "PILAR_BANK_HMAC_SECRET", "PILAR_BANK_CALLBACK_URL"):
+        match = INTERPOLATION.fullmatch(env.get(variable, ""))
+        assert match and match.group(2) == ":?", f"{variable} must be required from the environment"

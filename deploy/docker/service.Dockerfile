@@ -75,5 +75,5 @@ EXPOSE ${PORT}
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "/opt/pilar/healthcheck.py", "/health"]
 # Prestart (wait for the database, alembic upgrade head), the component's Kafka topics,
-# then: uvicorn <package>.app:create_app --factory --host 0.0.0.0 --port <port>.
+# then: uvicorn <package>.app:create_app --factory --host 0.0.0.0 --port <port> --timeout-keep-alive 65.
 ENTRYPOINT ["/opt/pilar/entrypoint.sh"]

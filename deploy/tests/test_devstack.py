@@ -277,3 +277,14 @@ def test_import_starts_nothing() -> None:
 
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ)
     assert result.returncode == 0, result.stderr
+
+
+def test_servers_keep_idle_connections_longer_than_clients_keep_them() -> None:
+    """Issue 12 item 9: every process is started with an explicit keep-alive, well past the
+    idle expiry of our clients, so a client never takes a connection the server is closing."""
+    from pilar_devstack.processes import service_command
+    from pilar_kernel.http import KEEPALIVE_EXPIRY_S, SERVER_KEEP_ALIVE_S
+
+    command = service_command("registry", 8001)
+    keep_alive = float(command[command.index("--timeout-keep-alive") + 1])
+    assert keep_alive == SERVER_KEEP_ALIVE_S >= 2 * KEEPALIVE_EXPIRY_S

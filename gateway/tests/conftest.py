@@ -33,10 +33,10 @@ def free_port() -> int:
 class ServerThread:
     """A uvicorn server for ``app`` in a thread with its own event loop, on a free port."""
 
-    def __init__(self, app: FastAPI, port: int | None = None) -> None:
+    def __init__(self, app: FastAPI, port: int | None = None, **config_options: Any) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off", **config_options)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -59,8 +59,8 @@ def serve():
     """Factory: start a FastAPI app on 127.0.0.1; every server is stopped at the end."""
     servers: list[ServerThread] = []
 
-    def start(app: FastAPI, port: int | None = None) -> ServerThread:
-        server = ServerThread(app, port).start()
+    def start(app: FastAPI, port: int | None = None, **config_options: Any) -> ServerThread:
+        server = ServerThread(app, port, **config_options).start()
         servers.append(server)
         return server
 

@@ -172,9 +172,9 @@ async def test_admin_api_needs_the_admin_scope_and_validates(run_gateway):
         bad = await gw.http.post("/v1/admin/clients", headers=admin, json={
             "client_id": "Bad Id", "name": "x", "scopes": ["registry"], "region": "36.01"})
         assert bad.status_code == 422
-        assert {e["field"] for e in bad.json()["errors"]} == {"body.client_id", "body.region"}
+        assert {e["field"] for e in bad.json()["errors"]} == {"body.client_id", "body.region", "body.scopes.0"}
         bad_scope = await gw.http.post("/v1/admin/clients", headers=admin, json={"client_id": "ok-id", "name": "x", "scopes": ["registry"]})
-        assert bad_scope.status_code == 422 and bad_scope.json()["errors"][0]["field"] == "scopes"
+        assert bad_scope.status_code == 422 and bad_scope.json()["errors"][0]["field"] == "body.scopes.0"
         changed = await gw.http.patch("/v1/admin/clients/dinsos-gresik", headers=admin, json={
             "scopes": ["registry:read", "disaster:read"], "rate_limit": {"per_second": 5, "burst": 10}})
         assert changed.status_code == 200
@@ -272,3 +272,17 @@ async def test_development_key_file_and_demo_clients(run_gateway, tmp_path):
         assert json.loads((tmp_path / "demo-clients.json").read_text()) == before
         bank = (await again.http.get("/v1/admin/clients/bank-jatim", headers=admin)).json()
         assert "disbursement:bank-callback" in bank["scopes"]
+
+
+async def test_malformed_identities_are_4xx_not_server_errors(run_gateway):
+    """A client id no client can have (NUL, spaces, too long) never reaches the database."""
+    async with run_gateway() as gw:
+        for client_id in ("a\u0000b", "Bad Id", "x" * 300):
+            response = await gw.http.post("/oauth/token", data={"grant_type": "client_credentials", "client_id": client_id,
+                                                                "client_secret": "s"})
+            assert response.status_code == 401 and response.json()["error"] == "invalid_client", response.text
+        admin = await gw.bearer("ops-malformed", ["gateway:admin"])
+        bad = await gw.http.get("/v1/admin/clients/Bad%20Id", headers=admin)
+        assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "path.client_id", bad.text
+        scope = await gw.http.post("/v1/admin/clients", headers=admin, json={"client_id": "ok-id2", "name": "x", "scopes": ["a:b\u0000"]})
+        assert scope.status_code == 422, scope.text

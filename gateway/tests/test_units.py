@@ -163,3 +163,96 @@ def test_failure_kinds_look_through_the_aiohttp_mapping():
     assert failure_kind(httpx.ReadTimeout("x")) == "timeout"
     assert failure_kind(TimeoutError()) == "timeout"
     assert failure_kind(httpx.RemoteProtocolError("x")) == "protocol"
+
+
+# --------------------------------------------------------------------------- webhook regions of the real contracts
+
+
+def _contract_events():
+    import typing
+
+    import pilar_contracts
+    from gateway.events import platform_events
+    from gateway.settings import PLATFORM_SERVICES
+
+    pilar_contracts.load_all()
+    return [(cls, typing.get_type_hints(cls)) for cls in platform_events(PLATFORM_SERVICES)]
+
+
+def _is_list(annotation) -> bool:
+    import typing
+
+    args = [a for a in typing.get_args(annotation) if a is not type(None)] or [annotation]
+    return any(typing.get_origin(a) is list for a in args)
+
+
+def test_every_code_field_of_every_contract_is_classified():
+    """A new event (or field) naming a place must be marked ``region()`` in its contract, or
+    regional agencies never receive it: every ``*_code``/``*_codes`` field is marked (as a
+    region, or as registry-only data that no subscriber gets), but for codes that are not places."""
+    from pilar_contracts.marks import region_fields, registry_only_fields
+
+    not_places = {"programme_code", "item_code"}
+    unmarked = [
+        f"{cls.__name__}.{name}"
+        for cls, _ in _contract_events()
+        for name in cls.model_fields
+        if (name.endswith("_code") or name.endswith("_codes")) and name not in not_places and name not in region_fields(cls) + registry_only_fields(cls)
+    ]
+    assert not unmarked, unmarked
+
+
+def test_each_region_field_of_each_contract_routes_to_its_region():
+    """For every real event type and each of its region fields alone: an event naming 35.15.01
+    there reaches a 35.15 subscription (regional client or filter) and not a 35.16 one."""
+    from gateway.webhooks.delivery import delivered_to
+    from pilar_contracts.marks import province_public, region_fields, regions_of
+
+    checked = 0
+    for cls, hints in _contract_events():
+        fields = region_fields(cls)
+        if not fields:
+            continue
+        for field in fields:
+            values = {f: ([] if _is_list(hints[f]) else None) for f in fields}
+            values[field] = ["35.15.01"] if _is_list(hints[field]) else "35.15.01"
+            event = cls.model_construct(**values)
+            codes = regions_of(event)
+            public = province_public(cls)
+            assert delivered_to("35.15", None, codes, public) and delivered_to(None, "35.15", codes, public), (cls, field)
+            assert not delivered_to("35.16", None, codes, public) and not delivered_to(None, "35.16", codes, public), (cls, field)
+            checked += 1
+        nothing = cls.model_construct(**{f: ([] if _is_list(hints[f]) else None) for f in fields})
+        assert not delivered_to("35.15", None, regions_of(nothing), False) and delivered_to(None, None, [], False)
+    assert checked >= 40
+
+
+def test_events_without_region_are_province_public_or_province_only():
+    from pilar_contracts.disaster import StockShipped
+    from pilar_contracts.disbursement import RoundApproved, RoundClosed
+    from pilar_contracts.marks import province_public, region_fields
+
+    without = {cls for cls, _ in _contract_events() if not region_fields(cls)}
+    assert without == {StockShipped, RoundApproved, RoundClosed}
+    assert province_public(RoundApproved) and province_public(RoundClosed) and not province_public(StockShipped)
+
+
+def test_registry_only_fields_are_never_in_a_webhook_body():
+    import json
+    import uuid
+    from datetime import date
+
+    from gateway.webhooks.delivery import cloudevent_body
+    from pilar_contracts.disaster import PersonAffected
+    from pilar_contracts.marks import registry_only_fields
+    from pilar_kernel.events import Envelope
+
+    event = PersonAffected(affected_person_id=uuid.uuid4(), incident_id=uuid.uuid4(), incident_category="natural", hazard="flood",
+                           household_id=None, person_id=None, nik_hash=None, regency_code="35.15", district_code="35.15.01",
+                           damage_level=None, condition="unharmed", displaced=False, flags=[], sex="M", name="Budi",
+                           birth_date=date(1990, 5, 6), village_code="35.15.01.2001")
+    assert registry_only_fields(PersonAffected) == ("name", "birth_date", "village_code")
+    env = Envelope.for_event(event, source="/pilar/disaster")
+    data = json.loads(cloudevent_body(env, registry_only_fields(PersonAffected)))["data"]
+    assert "name" not in data and "birth_date" not in data and "village_code" not in data
+    assert data["regency_code"] == "35.15" and data["sex"] == "M"

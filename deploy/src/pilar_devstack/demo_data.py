@@ -35,6 +35,7 @@ import httpx
 
 from pilar_kernel import regions
 from pilar_kernel.auth import SigningKey
+from pilar_kernel.http import async_client
 from pilar_kernel.nik import make_nik
 
 from .seed import FAMILY, FEMALE, MALE, Tally, _households
@@ -709,7 +710,7 @@ async def seed_cases(s: Seeder) -> None:
 @asynccontextmanager
 async def open_seeder(stack, *, today: date | None = None) -> AsyncIterator[Seeder]:
     key = SigningKey.from_files(stack.secrets_dir / "jwt-private.pem")
-    async with httpx.AsyncClient(timeout=60) as http:
+    async with async_client(timeout=60) as http:
         yield Seeder(stack, http, key, today or datetime.now(WIB).date())
 
 

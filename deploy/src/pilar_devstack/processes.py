@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from pilar_kernel.http import SERVER_KEEP_ALIVE_S
+
 if TYPE_CHECKING:
     from .components import Component
 
@@ -325,6 +327,8 @@ def service_command(package: str, port: int) -> list[str]:
     return [
         sys.executable, "-m", "uvicorn", f"{package}.app:create_app", "--factory",
         "--host", "127.0.0.1", "--port", str(port),
+        # Idle connections stay open well past our clients' idle expiry (pilar_kernel.http).
+        "--timeout-keep-alive", str(SERVER_KEEP_ALIVE_S),
     ]  # fmt: skip
 
 
@@ -466,9 +470,11 @@ class ServiceSupervisor:
     def _wait_ready(self, started: list[tuple[Component, int, Path, dict[str, str]]], timeout: float) -> None:
         import httpx
 
+        from pilar_kernel.http import sync_client
+
         pending = {component.name: (component, port) for component, port, _cwd, _env in started}
         deadline = time.monotonic() + timeout
-        with httpx.Client(timeout=2.0) as client:
+        with sync_client(timeout=2.0) as client:
             while pending:
                 for name, (_component, port) in list(pending.items()):
                     proc = self._procs.get(name)

@@ -22,6 +22,7 @@ import httpx
 
 from pilar_kernel import regions
 from pilar_kernel.auth import SigningKey
+from pilar_kernel.http import async_client
 from pilar_kernel.nik import make_nik
 
 if TYPE_CHECKING:
@@ -111,7 +112,7 @@ async def seed_registry(registry_url: str, token: str, *, per_regency: int = PER
         async with gate:
             await _register(client, registry_url, body, headers, tally)
 
-    async with httpx.AsyncClient(timeout=30) as client:
+    async with async_client(timeout=30) as client:
         # Heads first (they create the KK), then the other members.
         await asyncio.gather(*(register(client, h[0]) for h in households))
         await asyncio.gather(*(register(client, m) for h in households for m in h[1:]))

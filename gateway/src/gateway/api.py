@@ -9,18 +9,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Body, Path, Request
 
 from pilar_kernel.auth import Principal, require_scopes
 from pilar_kernel.db import SessionDep
 
 from . import clients, keys
 from .gatekeeper import ADMIN_SCOPE
-from .schemas import ClientChange, ClientCreate, ClientOut, ClientWithSecret, KeyOut
+from .schemas import CLIENT_ID_PATTERN, ClientChange, ClientCreate, ClientOut, ClientWithSecret, KeyOut
 from .state import gateway_of
 
 router = APIRouter(prefix="/v1")
 Admin = Annotated[Principal, require_scopes(ADMIN_SCOPE)]
+ClientIdPath = Annotated[str, Path(pattern=CLIENT_ID_PATTERN, max_length=63)]
 
 
 @router.post("/admin/clients", tags=["admin"], status_code=201, response_model=ClientWithSecret, summary="Register an agency system")
@@ -44,12 +45,12 @@ async def list_clients(session: SessionDep, _: Admin) -> list[dict]:
 
 
 @router.get("/admin/clients/{client_id}", tags=["admin"], response_model=ClientOut, summary="One client")
-async def get_client(client_id: str, session: SessionDep, _: Admin) -> dict:
+async def get_client(client_id: ClientIdPath, session: SessionDep, _: Admin) -> dict:
     return clients.public_view(await clients.get_row(session, client_id))
 
 
 @router.patch("/admin/clients/{client_id}", tags=["admin"], response_model=ClientOut, summary="Change a client's name, scopes, region or rate limit")
-async def change_client(client_id: str, body: ClientChange, request: Request, session: SessionDep, _: Admin) -> dict:
+async def change_client(client_id: ClientIdPath, body: ClientChange, request: Request, session: SessionDep, _: Admin) -> dict:
     values: dict = {}
     if body.name is not None:
         values["name"] = body.name
@@ -68,14 +69,14 @@ async def change_client(client_id: str, body: ClientChange, request: Request, se
 
 
 @router.post("/admin/clients/{client_id}/rotate-secret", tags=["admin"], response_model=ClientWithSecret, summary="Replace a client's secret")
-async def rotate_client_secret(client_id: str, request: Request, session: SessionDep, _: Admin) -> dict:
+async def rotate_client_secret(client_id: ClientIdPath, request: Request, session: SessionDep, _: Admin) -> dict:
     row, secret = await clients.rotate_secret(session, client_id)
     gateway_of(request).directory.put(row)
     return {**clients.public_view(row), "client_secret": secret}
 
 
 @router.post("/admin/clients/{client_id}/revoke", tags=["admin"], response_model=ClientOut, summary="Revoke a client: its tokens stop working at the gateway at once")
-async def revoke_client(client_id: str, request: Request, session: SessionDep, _: Admin) -> dict:
+async def revoke_client(client_id: ClientIdPath, request: Request, session: SessionDep, _: Admin) -> dict:
     row = await clients.revoke(session, client_id)
     gateway_of(request).directory.put(row)
     return clients.public_view(row)

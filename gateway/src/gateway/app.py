@@ -13,10 +13,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
 
 from pilar_kernel.pii import PiiCipher
+from pilar_kernel.problems import problem_response, problem_responses
 from pilar_kernel.service import ServiceSpec, create_service_app
 
 from . import api, catalogue, demo, keys, oauth, views
@@ -24,7 +26,7 @@ from .clients import ClientDirectory
 from .events import import_service_events, platform_events
 from .gatekeeper import Gatekeeper
 from .keys import KeyRing
-from .proxy import ProxyShortcut, UpstreamPool, proxy_endpoint
+from .proxy import ProxyShortcut, UpstreamPool, method_not_allowed, own_routes, proxy_endpoint
 from .settings import Settings
 from .state import DirectoryRefresher, Gateway
 from .webhooks import api as webhooks_api
@@ -33,6 +35,32 @@ from .webhooks.delivery import DeliveryWorker, build_consumer
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 PROXY_ROUTE = "/v1/{service}/{path:path}"
 PROXY_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before trying again", "schema": {"type": "integer", "minimum": 1}}}
+
+
+def document_gateway_answers(app: FastAPI) -> None:
+    """The gateway's own document, completed with what its gatekeeper adds to the kernel's
+    answers: every route that takes a token is also rate-limited per client (429)."""
+    kernel_openapi = app.openapi
+
+    def openapi() -> dict:
+        if getattr(app.state, "gateway_openapi", None) is None:
+            doc = kernel_openapi()
+            for item in doc.get("paths", {}).values():
+                for op in item.values():
+                    responses = op.get("responses") if isinstance(op, dict) else None
+                    if responses is not None and ("401" in responses or 401 in responses):
+                        limited = dict(problem_responses(429)[429])
+                        limited["headers"] = RETRY_AFTER
+                        responses.setdefault("429", limited)
+                    if responses is not None and "429" in responses:
+                        responses["429"].setdefault("headers", RETRY_AFTER)
+            app.state.gateway_openapi = doc
+        return app.state.gateway_openapi
+
+    app.openapi = openapi
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -70,12 +98,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="The one HTTP entry for integrating agencies: tokens, routing, limits, catalogue.",
         routers=[oauth.router, api.router, webhooks_api.router, views.router, catalogue.router],
         consumers=[consumer] if consumer is not None else [],
-        workers=[DirectoryRefresher, DeliveryWorker],
+        workers=[DirectoryRefresher, DeliveryWorker, catalogue.CatalogueRefresher],
         migrations_dir=MIGRATIONS,
         run_relay=False,  # the gateway publishes no events
         on_startup=[start],
     )
     app = create_service_app(spec, settings)
+    kernel_http_handler = app.exception_handlers[StarletteHTTPException]
+
+    async def http_problem(request: Request, exc: StarletteHTTPException):
+        # Starlette's 405 names the methods of the first route on the path only: name them all.
+        if exc.status_code == 405:
+            methods = own_routes(request.app).methods_of(request.scope["path"])
+            if methods:
+                return problem_response(method_not_allowed(request.scope["method"], request.scope["path"], methods), request)
+        return await kernel_http_handler(request, exc)
+
+    app.add_exception_handler(StarletteHTTPException, http_problem)
+    document_gateway_answers(app)
     # After every gateway route, so /v1/admin, /v1/webhooks ... are never taken for services.
     app.add_route(PROXY_ROUTE, proxy_endpoint, methods=PROXY_METHODS, include_in_schema=False)
     # Innermost middleware (inside the kernel's request context): known services skip routing.

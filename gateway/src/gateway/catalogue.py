@@ -20,6 +20,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from pilar_kernel.asyncapi import asyncapi_document
+from pilar_kernel.http import async_client
+from pilar_kernel.problems import PROBLEM_SCHEMA
 
 from .events import platform_events
 from .state import Gateway, gateway_of
@@ -33,6 +35,51 @@ OAUTH_SCHEME = {
     "flows": {"clientCredentials": {"tokenUrl": "/oauth/token", "scopes": {}}},
 }
 PUBLIC_PATHS = ("/oauth/token", "/.well-known/jwks.json", "/v1/openapi.json", "/v1/asyncapi.json", "/v1/platform/health")
+HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before trying again", "schema": {"type": "integer", "minimum": 1}}}
+# What the gateway itself may answer on any proxied operation, before or instead of the
+# service: no or a bad token (401), no scope of that service (403), the client's rate limit
+# (429), the service unreachable (502), its circuit open (503), too slow (504).
+GATEWAY_ANSWERS = {
+    401: "No token, or a token the gateway does not accept (unknown or revoked client, expired)",
+    403: "The token holds no scope of this service",
+    429: "The client's rate limit at the gateway is exhausted; see Retry-After",
+    502: "The gateway could not reach the service, or the service broke off the exchange",
+    503: "The gateway stopped calling the service for a moment after repeated failures; see Retry-After",
+    504: "The service did not answer in time",
+}
+BODY_TOO_LARGE = "The body is over the gateway's size limit for this service"
+
+
+def _problem(description: str, *, retry_after: bool = False) -> dict:
+    response: dict[str, Any] = {
+        "description": description,
+        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+    if retry_after:
+        response["headers"] = dict(RETRY_AFTER)
+    return response
+
+
+def add_gateway_answers(op: dict) -> dict:
+    """The operation's responses plus the ones the gateway itself may give (the service's own
+    declarations of the same status are kept)."""
+    responses = dict(op.get("responses") or {})
+    answers = dict(GATEWAY_ANSWERS)
+    if "requestBody" in op:
+        answers[413] = BODY_TOO_LARGE
+    for code, description in answers.items():
+        ours = _problem(description, retry_after=code in (429, 503))
+        theirs = responses.get(str(code))
+        if theirs is None:
+            responses[str(code)] = ours
+        else:  # the service's description stays; the gateway's problem+json body is added
+            merged = dict(theirs)
+            merged["content"] = {**ours["content"], **(theirs.get("content") or {})}
+            if "headers" in ours:
+                merged["headers"] = {**ours["headers"], **(theirs.get("headers") or {})}
+            responses[str(code)] = merged
+    return {**op, "responses": responses}
 
 
 def _rewrite_refs(node: Any, prefix: str) -> Any:
@@ -54,6 +101,7 @@ def merge_openapi(own: dict, services: dict[str, dict | None], *, title: str = "
     """The gateway's own document plus each service's, prefixed; ``None`` marks a missing one."""
     components: dict[str, dict] = {kind: dict(values) for kind, values in own.get("components", {}).items()}
     components.setdefault("securitySchemes", {})["oauth2"] = OAUTH_SCHEME
+    components.setdefault("schemas", {}).setdefault("Problem", PROBLEM_SCHEMA)
     paths: dict[str, Any] = {}
     tags: list[dict] = list(own.get("tags", []))
     for path, item in own.get("paths", {}).items():
@@ -71,7 +119,9 @@ def merge_openapi(own: dict, services: dict[str, dict | None], *, title: str = "
         doc = _rewrite_refs(doc, prefix)
         tags.append({"name": name, "description": doc.get("info", {}).get("description", "")})
         for kind, values in doc.get("components", {}).items():
-            if kind == "securitySchemes":
+            if kind == "securitySchemes":  # one token for all: keep the scheme the operations name
+                for key, value in values.items():
+                    components.setdefault("securitySchemes", {}).setdefault(key, value)
                 continue
             bucket = components.setdefault(kind, {})
             for key, value in values.items():
@@ -81,8 +131,8 @@ def merge_openapi(own: dict, services: dict[str, dict | None], *, title: str = "
                 continue  # operations endpoints (/health, /ready, /metrics) are not proxied
             operations = {}
             for method, op in item.items():
-                if isinstance(op, dict) and "responses" in op:
-                    op = dict(op)
+                if method in HTTP_METHODS and isinstance(op, dict):
+                    op = add_gateway_answers(op)
                     op["tags"] = [f"{name}: {t}" for t in op.get("tags", [])] or [name]
                     if "operationId" in op:
                         op["operationId"] = f"{prefix}{op['operationId']}"
@@ -117,13 +167,40 @@ async def platform_openapi(gateway: Gateway, own: dict) -> dict:
     if cached and cached[0] > time.monotonic():
         return cached[1]
     upstreams = list(gateway.upstreams)
-    async with httpx.AsyncClient(trust_env=False) as client:
+    async with async_client(timeout=3.0) as client:
         docs = await asyncio.gather(*(_service_openapi(client, u.base_url) for u in upstreams))
+    for upstream, doc in zip(upstreams, docs, strict=True):
+        if doc is not None:
+            upstream.routes.load(doc)  # the methods each path declares: 405s at the gateway
     merged = merge_openapi(own, {u.name: d for u, d in zip(upstreams, docs, strict=True)})
     complete = all(d is not None for d in docs)
     ttl = gateway.settings.catalogue_cache_s if complete else min(5.0, gateway.settings.catalogue_cache_s)
     gateway.cache["openapi"] = (time.monotonic() + ttl, merged)
     return merged
+
+
+class CatalogueRefresher:
+    """Background worker: keeps the merged OpenAPI document fresh, and with it each upstream's
+    route table (the methods its paths declare), so that the gateway answers 405 for an
+    undeclared method without a catalogue request having come first."""
+
+    def __init__(self, app) -> None:
+        self._app = app
+        self._stopping = asyncio.Event()
+
+    async def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        gateway: Gateway = self._app.state.gateway
+        while not self._stopping.is_set():
+            doc = await platform_openapi(gateway, self._app.openapi())
+            complete = all(state == "ok" for state in doc.get("x-pilar-services", {}).values())
+            wait = gateway.settings.catalogue_cache_s if complete else min(5.0, gateway.settings.catalogue_cache_s)
+            try:
+                await asyncio.wait_for(self._stopping.wait(), timeout=max(wait, 0.5))
+            except TimeoutError:
+                pass
 
 
 def platform_asyncapi(gateway: Gateway) -> dict:

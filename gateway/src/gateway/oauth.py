@@ -21,9 +21,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from pilar_kernel.db import SessionDep
-from pilar_kernel.problems import Problem
+from pilar_kernel.problems import Problem, problem_responses
 
 from . import clients
+from .schemas import CLIENT_ID_PATTERN, TokenOut
 from .state import gateway_of
 
 router = APIRouter(tags=["identity"])
@@ -95,10 +96,12 @@ TOKEN_FORM_SCHEMA = {
                     "required": ["grant_type"],
                     "properties": {
                         "grant_type": {"type": "string", "enum": ["client_credentials"]},
-                        "scope": {"type": "string", "description": "space-separated; a subset of the client's scopes"},
-                        "user": {"type": "string", "description": f"the officer acting (clients with {ACT_FOR_USERS} only)"},
-                        "client_id": {"type": "string", "description": "when not sent by HTTP Basic"},
-                        "client_secret": {"type": "string", "description": "when not sent by HTTP Basic"},
+                        "scope": {"type": "string", "maxLength": 4000, "pattern": r"^[a-z0-9:\- ]*$",
+                                  "description": "space-separated; a subset of the client's scopes"},
+                        "user": {"type": "string", "pattern": USER_ID.pattern,
+                                 "description": f"the officer acting (clients with {ACT_FOR_USERS} only)"},
+                        "client_id": {"type": "string", "pattern": CLIENT_ID_PATTERN, "description": "when not sent by HTTP Basic"},
+                        "client_secret": {"type": "string", "minLength": 1, "maxLength": 200, "description": "when not sent by HTTP Basic"},
                     },
                 }
             }
@@ -111,7 +114,12 @@ TOKEN_FORM_SCHEMA = {
     "/oauth/token",
     summary="Issue an access token (OAuth2 client credentials)",
     openapi_extra=TOKEN_FORM_SCHEMA,
-    responses={200: {"description": "access_token, token_type, expires_in, scope"}},
+    responses={
+        200: {"description": "access_token, token_type, expires_in, scope", "model": TokenOut},
+        # invalid_request, unsupported_grant_type, invalid_scope (400); invalid_client (401);
+        # too many attempts for one client id (429, with Retry-After).
+        **problem_responses(400, 401, 429),
+    },
 )
 async def token(request: Request, session: SessionDep) -> JSONResponse:
     gateway = gateway_of(request)
@@ -125,6 +133,9 @@ async def token(request: Request, session: SessionDep) -> JSONResponse:
     client_id, secret = basic or (form.get("client_id", ""), form.get("client_secret", ""))
     if not client_id or not secret:
         raise OAuthError("invalid_client", "client credentials missing", status=401, headers={"WWW-Authenticate": 'Basic realm="pilar"'})
+    if not re.match(CLIENT_ID_PATTERN, client_id) or len(secret) > 200:  # no such client can exist
+        raise OAuthError("invalid_client", "unknown client, wrong secret or revoked client", status=401,
+                         headers={"WWW-Authenticate": 'Basic realm="pilar"'} if basic else None)
     # Each attempt costs an argon2 verification: a few per second per client id is plenty
     # for a system that needs a token every few minutes, and stops guessing.
     gateway.gatekeeper.limiter.check(f"oauth-token:{client_id}", TOKEN_RATE_PER_S, TOKEN_BURST)

@@ -13,6 +13,7 @@ benchmark in ``bench/gateway_proxy.py`` (``PILAR_PROXY_TRANSPORT=httpx`` switche
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Mapping
 from types import SimpleNamespace
 
@@ -26,6 +27,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 from structlog.contextvars import bind_contextvars, get_contextvars
 
+from pilar_kernel import http as pilar_http
 from pilar_kernel.problems import NotFound, Problem, Unauthorized, problem_response
 from pilar_kernel.tracecontext import current_traceparent
 
@@ -69,26 +71,84 @@ class UpstreamUnavailable(Problem):
     status, type, title = 503, "upstream-unavailable", "Upstream service unavailable"
 
 
+class MethodNotAllowed(Problem):
+    status, type, title = 405, "method-not-allowed", "Method not allowed"
+
+
+def allow_header(methods: set[str]) -> str:
+    """The Allow header for exactly these methods, in a fixed order. (FastAPI's routes answer
+    HEAD only where it is declared, so it is listed only then.)"""
+    order = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
+    return ", ".join(sorted(methods, key=lambda m: (order.index(m) if m in order else len(order), m)))
+
+
+def method_not_allowed(method: str, path: str, methods: set[str]) -> MethodNotAllowed:
+    allow = allow_header(methods)
+    return MethodNotAllowed(f"{method} is not an operation of {path}; it allows {allow}", headers={"Allow": allow}, allowed=allow.split(", "))
+
+
+class RouteTable:
+    """The paths a service's OpenAPI document declares and their methods, so the gateway can
+    answer 405 (with the right Allow header) for a method the service does not declare,
+    without calling it. Empty until the document is loaded (then everything is forwarded);
+    a path that matches no template is forwarded too (the service answers its 404)."""
+
+    _METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+    def __init__(self) -> None:
+        self._routes: list[tuple[re.Pattern[str], frozenset[str]]] = []
+
+    def load(self, doc: dict) -> None:
+        routes = []
+        for path, item in (doc.get("paths") or {}).items():
+            if not isinstance(item, dict):
+                continue
+            methods = frozenset(m.upper() for m in item if m in self._METHODS)
+            pattern = "".join(r"[^/]+" if part.startswith("{") else re.escape(part) for part in re.split(r"(\{[^}/]+\})", path))
+            routes.append((re.compile(pattern + "$"), methods))
+        self._routes = routes
+
+    def methods_of(self, path: str) -> set[str] | None:
+        """Every method declared for a template matching ``path``; None when none matches."""
+        found: set[str] | None = None
+        for pattern, methods in self._routes:
+            if pattern.match(path):
+                found = (found or set()) | methods
+        return found
+
+    def refuse(self, method: str, path: str, shown_path: str) -> MethodNotAllowed | None:
+        methods = self.methods_of(path)
+        if methods is None or method in methods:
+            return None
+        return method_not_allowed(method, shown_path, methods)
+
+
 def make_transport(kind: str, max_connections: int) -> httpx.AsyncBaseTransport:
     """An httpx transport for one upstream: aiohttp's client under httpx's API, or httpx's own.
 
     The proxy sends through the transport itself, not an ``httpx.AsyncClient``: it needs
     none of the client's redirects, auth or cookie jar (a proxy must never keep one caller's
     cookies for the next), and skipping that machinery is measurably cheaper per request.
+
+    Either way it is the kernel's (``pilar_kernel.http``): idle connections are dropped after
+    ``KEEPALIVE_EXPIRY_S``, below the services' keep-alive, and a request that provably never
+    reached the service (no connection; a pooled connection the service had just closed) is
+    sent once more, whatever its method, so a POST is not failed by a stale connection.
     """
-    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections, keepalive_expiry=30)
     if kind == "aiohttp":
+        limits = pilar_http.limits(max_connections, pilar_http.KEEPALIVE_EXPIRY_S)
 
         def session() -> aiohttp.ClientSession:  # made lazily, inside the running loop
             return aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=max_connections, keepalive_timeout=30),
+                connector=aiohttp.TCPConnector(limit=max_connections, keepalive_timeout=pilar_http.KEEPALIVE_EXPIRY_S),
                 cookie_jar=aiohttp.DummyCookieJar(),
                 skip_auto_headers=("Accept-Encoding", "User-Agent"),
                 auto_decompress=False,
+                trace_configs=[pilar_http.aiohttp_trace_config()],  # tells RetryUnsent about reuse
             )
 
-        return AiohttpTransport(limits=limits, client=session)
-    return httpx.AsyncHTTPTransport(limits=limits)
+        return pilar_http.RetryUnsent(AiohttpTransport(limits=limits, client=session))
+    return pilar_http.async_transport(max_connections=max_connections)
 
 
 def failure_kind(exc: BaseException) -> str:
@@ -122,6 +182,7 @@ class Upstream:
         self.deadline_s = total + min(settings.upstream_connect_timeout_s, total)  # headers must come by then
         self.transport = make_transport(settings.proxy_transport, settings.upstream_max_connections)
         self._prefix_len = len("/v1/") + len(name)
+        self.routes = RouteTable()
 
     async def aclose(self) -> None:
         await self.transport.aclose()
@@ -290,6 +351,10 @@ def bearer_token(request: Request) -> str:
 
 
 async def _proxy(request: Request, gateway, upstream: Upstream) -> Response:
+    path = request.scope["path"]
+    refused = upstream.routes.refuse(request.scope["method"], "/v1" + path[upstream._prefix_len :], path)
+    if refused is not None:  # routing before authentication, as in the services
+        raise refused
     try:
         principal = await gateway.gatekeeper.verify(bearer_token(request))
     except Unauthorized as exc:
@@ -304,14 +369,37 @@ async def proxy_endpoint(request: Request) -> Response:
     """The catch-all route ``/v1/{service}/{path:path}`` (after the gateway's own routes).
 
     Known services are normally served by ``ProxyShortcut`` before routing; this route
-    answers the rest (an unknown service name) with a 404 that lists the known ones.
+    answers the rest: a path of the gateway's own with a method it does not have (405 with
+    every method of that path in Allow), or an unknown service name (404 listing the known).
     """
     gateway = request.app.state.gateway
     upstream = gateway.upstreams.get(request.path_params["service"])
     if upstream is None:
+        own = own_routes(request.app).methods_of(request.scope["path"])
+        if own:
+            raise method_not_allowed(request.scope["method"], request.scope["path"], own)
         names = ", ".join(sorted(gateway.upstreams.upstreams))
         raise NotFound(f"no route /v1/{request.path_params['service']}/...; the services are {names}")
     return await _proxy(request, gateway, upstream)
+
+
+def own_routes(app) -> RouteTable:
+    """The gateway's own routes (every method of every path, the catch-all aside), built once."""
+    table = getattr(app.state, "own_routes", None)
+    if table is None:
+        from fastapi.routing import iter_route_contexts
+
+        paths: dict[str, dict[str, dict]] = {}
+        for context in iter_route_contexts(app.routes):
+            if context.original_route.endpoint is proxy_endpoint:
+                continue
+            path = re.sub(r"\{([^}:]+):path\}", r"{\1}", context.path_format)
+            for method in context.methods or ():
+                paths.setdefault(path, {})[method.lower()] = {}
+        table = RouteTable()
+        table.load({"paths": paths})
+        app.state.own_routes = table
+    return table
 
 
 class ProxyShortcut:

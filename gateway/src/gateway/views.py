@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from pilar_kernel.auth import PrincipalDep
+from pilar_kernel.http import async_client
 
 from .proxy import Upstream
 from .state import gateway_of
@@ -46,7 +47,7 @@ async def _ready(client: httpx.AsyncClient, upstream: Upstream) -> dict[str, Any
 async def platform_health(request: Request) -> JSONResponse:
     gateway = gateway_of(request)
     upstreams = list(gateway.upstreams)
-    async with httpx.AsyncClient(trust_env=False) as client:
+    async with async_client(timeout=HEALTH_TIMEOUT_S) as client:
         results = await asyncio.gather(*(_ready(client, u) for u in upstreams))
     services = {u.name: r for u, r in zip(upstreams, results, strict=True)}
     down = sorted(name for name, r in services.items() if r["status"] != "up")
@@ -77,7 +78,7 @@ async def stats_overview(request: Request, principal: PrincipalDep) -> dict:
     gateway = gateway_of(request)
     authorization = request.headers["authorization"]  # the caller's token: each service applies its own rules
     permitted = [u for u in gateway.upstreams if gateway.gatekeeper.may_use_service(principal, u.name)]
-    async with httpx.AsyncClient(trust_env=False) as client:
+    async with async_client(timeout=STATS_TIMEOUT_S) as client:
         results = await asyncio.gather(
             *(_stats(client, u, gateway.settings.stats_path_of(u.name), authorization) for u in permitted)
         )

@@ -125,7 +125,8 @@ class Bank:
         self._reference = 0
         self._token: tuple[str, float] | None = None
         self._send_gate = asyncio.Semaphore(config.max_concurrent_callbacks)
-        self.client = httpx.AsyncClient(timeout=30)
+        # Idle connections are dropped well before the services' 65 s keep-alive.
+        self.client = httpx.AsyncClient(timeout=30, limits=httpx.Limits(keepalive_expiry=30))
 
     def spawn(self, coro) -> None:
         task = asyncio.create_task(coro)

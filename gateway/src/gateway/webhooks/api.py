@@ -11,9 +11,10 @@ import uuid
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from sqlalchemy import func, select, update
 
+from pilar_contracts.marks import province_public, region_fields
 from pilar_kernel.auth import Principal, require_scopes
 from pilar_kernel.db import SessionDep
 from pilar_kernel.problems import Conflict, Forbidden, NotFound, RuleViolation
@@ -21,7 +22,7 @@ from pilar_kernel.problems import Conflict, Forbidden, NotFound, RuleViolation
 from ..events import platform_events, service_of
 from ..gatekeeper import ADMIN_SCOPE, WEBHOOKS_SCOPE
 from ..models import clients, webhook_attempts, webhook_deliveries, webhook_subscriptions
-from ..schemas import DeliveryOut, SubscriptionCreate, SubscriptionOut, SubscriptionWithSecret
+from ..schemas import CLIENT_ID_PATTERN, AttemptOut, DeliveryOut, EventTypeOut, SubscriptionCreate, SubscriptionOut, SubscriptionWithSecret
 from ..state import gateway_of
 from . import signing
 
@@ -29,6 +30,8 @@ router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 Subscriber = Annotated[Principal, require_scopes(WEBHOOKS_SCOPE)]
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 S = webhook_subscriptions.c
+BIGINT_MAX = 2**63 - 1  # PostgreSQL bigint (delivery ids)
+DeliveryId = Annotated[int, Path(ge=1, le=BIGINT_MAX)]
 
 
 def check_callback_url(url: str, *, allow_local_http: bool) -> None:
@@ -38,19 +41,19 @@ def check_callback_url(url: str, *, allow_local_http: bool) -> None:
         parts = urlsplit(url)
         host = parts.hostname
     except ValueError:
-        raise RuleViolation("callback_url", "not a URL", rule="url") from None
+        raise RuleViolation("body.callback_url", "not a URL", rule="url") from None
     if not host or parts.username or parts.password or parts.fragment:
-        raise RuleViolation("callback_url", "an absolute URL with a host, without credentials or fragment", rule="url")
+        raise RuleViolation("body.callback_url", "an absolute URL with a host, without credentials or fragment", rule="url")
     if parts.scheme == "http" and allow_local_http and host in LOCAL_HOSTS:
         return
     if parts.scheme != "https":
-        raise RuleViolation("callback_url", "must use https", rule="https-only")
+        raise RuleViolation("body.callback_url", "must use https", rule="https-only")
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
         return
     if not allow_local_http and (address.is_private or address.is_loopback or address.is_link_local or address.is_reserved):
-        raise RuleViolation("callback_url", "must not point at a private or local address", rule="public-address")
+        raise RuleViolation("body.callback_url", "must not point at a private or local address", rule="public-address")
 
 
 def _view(row: Any) -> dict:
@@ -91,16 +94,19 @@ async def _owned(session, principal: Principal, subscription_id: uuid.UUID, *, l
     return row
 
 
-@router.get("/event-types", summary="Event types this client may subscribe to")
+@router.get("/event-types", response_model=list[EventTypeOut], summary="Event types this client may subscribe to")
 async def event_types(request: Request, principal: Subscriber) -> list[dict]:
     gateway = gateway_of(request)
     out = []
     for cls in platform_events(gateway.settings.event_services):
         service = service_of(cls.ce_type)
         if gateway.gatekeeper.may_use_service(principal, service):
+            fields = region_fields(cls)
             out.append({"type": cls.ce_type, "service": service, "topic": cls.topic,
                         "summary": (cls.__doc__ or "").strip().split("\n")[0],
-                        "regional": "regency_code" in cls.model_fields})
+                        "regional": bool(fields) or province_public(cls),
+                        "region_fields": list(fields),
+                        "province_public": province_public(cls)})
     return out
 
 
@@ -109,10 +115,10 @@ async def subscribe(body: SubscriptionCreate, request: Request, session: Session
     gateway = gateway_of(request)
     settings = gateway.settings
     check_callback_url(body.callback_url, allow_local_http=settings.local_http_callbacks)
-    known = {cls.ce_type for cls in platform_events(settings.event_services)}
+    known = {cls.ce_type: cls for cls in platform_events(settings.event_services)}
     unknown = [t for t in body.event_types if t not in known]
     if unknown:
-        raise RuleViolation("event_types", f"not in the catalogue: {', '.join(unknown)}", rule="known-event-type")
+        raise RuleViolation("body.event_types", f"not in the catalogue: {', '.join(unknown)}", rule="known-event-type")
     denied = sorted({service_of(t) for t in body.event_types if not gateway.gatekeeper.may_use_service(principal, service_of(t))})
     if denied:
         raise Forbidden(f"this client holds no scope of {', '.join(denied)}")
@@ -121,6 +127,18 @@ async def subscribe(body: SubscriptionCreate, request: Request, session: Session
         if region is not None and not principal.may_access_region(region):
             raise Forbidden(f"this client may only subscribe within region {principal.region}")
         region = region or principal.region
+    if region is not None:
+        # A regional subscription receives an event only when one of the event's regions is
+        # within it: an event type naming no region would be accepted and never delivered.
+        for index, ce_type in enumerate(body.event_types):
+            cls = known[ce_type]
+            if not region_fields(cls) and not province_public(cls):
+                raise RuleViolation(
+                    f"body.event_types.{index}",
+                    f"{ce_type} names no region, so a subscription for region {region} would never receive it; "
+                    "only province-wide subscriptions may take it",
+                    rule="regional-event-type",
+                )
 
     async def produce() -> dict:
         secret = signing.new_secret()
@@ -146,7 +164,11 @@ async def subscribe(body: SubscriptionCreate, request: Request, session: Session
 
 
 @router.get("/subscriptions", response_model=list[SubscriptionOut], summary="This client's subscriptions (every client's for an admin)")
-async def list_subscriptions(session: SessionDep, principal: Subscriber, client_id: str | None = None) -> list[dict]:
+async def list_subscriptions(
+    session: SessionDep,
+    principal: Subscriber,
+    client_id: Annotated[str | None, Query(pattern=CLIENT_ID_PATTERN, max_length=63, description="admin only: one client's")] = None,
+) -> list[dict]:
     query = select(webhook_subscriptions).order_by(S.created_at)
     if not principal.has(ADMIN_SCOPE):
         query = query.where(S.client_id == principal.subject)
@@ -214,7 +236,7 @@ async def deliveries(
     session: SessionDep,
     principal: Subscriber,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    before_id: Annotated[int | None, Query(description="cursor: the last id of the previous page")] = None,
+    before_id: Annotated[int | None, Query(ge=1, le=BIGINT_MAX, description="cursor: the last id of the previous page")] = None,
     status: Annotated[str | None, Query(pattern="^(pending|delivered|failed)$")] = None,
 ) -> list[dict]:
     await _owned(session, principal, subscription_id)
@@ -227,8 +249,8 @@ async def deliveries(
     return [_delivery_view(r) for r in (await session.execute(query)).all()]
 
 
-@router.get("/subscriptions/{subscription_id}/deliveries/{delivery_id}/attempts", summary="Every attempt of one delivery")
-async def attempts(subscription_id: uuid.UUID, delivery_id: int, session: SessionDep, principal: Subscriber) -> list[dict]:
+@router.get("/subscriptions/{subscription_id}/deliveries/{delivery_id}/attempts", response_model=list[AttemptOut], summary="Every attempt of one delivery")
+async def attempts(subscription_id: uuid.UUID, delivery_id: DeliveryId, session: SessionDep, principal: Subscriber) -> list[dict]:
     await _owned(session, principal, subscription_id)
     a = webhook_attempts.c
     rows = (
@@ -243,7 +265,7 @@ async def attempts(subscription_id: uuid.UUID, delivery_id: int, session: Sessio
 
 
 @router.post("/subscriptions/{subscription_id}/deliveries/{delivery_id}/redeliver", response_model=DeliveryOut, summary="Send a delivery again")
-async def redeliver(subscription_id: uuid.UUID, delivery_id: int, session: SessionDep, principal: Subscriber) -> dict:
+async def redeliver(subscription_id: uuid.UUID, delivery_id: DeliveryId, session: SessionDep, principal: Subscriber) -> dict:
     await _owned(session, principal, subscription_id)
     d = webhook_deliveries.c
     row = (

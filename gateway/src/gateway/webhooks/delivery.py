@@ -2,9 +2,12 @@
 
 1. One kernel consumer (``gateway.webhooks``) reads every topic of the catalogued events. For
    each event it finds the active subscriptions to that type whose client still holds a
-   scope of the publishing service and whose region covers the event's ``regency_code``,
+   scope of the publishing service and whose region covers one of the regions the event
+   names (every field its contract marks as a region: ``regency_code``, ``regency_codes``,
+   ``origin_code``, ``destination_code`` ...; a province-public event goes to every region),
    and writes one delivery row each (in the inbox transaction, so a redelivered event adds
-   nothing).
+   nothing). Fields the contract marks registry-only (a name, a birth date) are dropped
+   from the body before it is stored: the gateway never keeps nor delivers them.
 2. The delivery worker claims due rows (``FOR UPDATE SKIP LOCKED``, with a lease so a crash
    only delays them), POSTs each as a signed CloudEvent (structured JSON), logs the attempt,
    and on failure schedules a retry with exponential back-off. A delivery that keeps
@@ -31,8 +34,10 @@ from sqlalchemy import any_, case, literal, select, text, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pilar_contracts.marks import province_public, regions_of, registry_only_fields
 from pilar_kernel.consumer import Consumer
 from pilar_kernel.events import Envelope, Event
+from pilar_kernel.http import EXTERNAL_KEEPALIVE_EXPIRY_S, async_client
 
 from ..events import service_of
 from ..models import clients, webhook_attempts, webhook_deliveries, webhook_subscriptions
@@ -52,13 +57,24 @@ def region_covers(region: str | None, regency_code: str | None) -> bool:
     return bool(regency_code) and (regency_code == region or regency_code.startswith(region + "."))
 
 
+def delivered_to(client_region: str | None, subscription_region: str | None, codes: list[str], public: bool) -> bool:
+    """Whether an event naming ``codes`` goes to a subscription: a province-public event to
+    every one; otherwise one of the event's regions must be within the client's region and
+    the subscription's (a province-wide one takes everything; an event naming no region
+    goes only to province-wide ones)."""
+    if public or (client_region is None and subscription_region is None):
+        return True
+    return any(region_covers(client_region, code) and region_covers(subscription_region, code) for code in codes)
+
+
 def backoff_s(attempts: int, base: float, cap: float) -> float:
     """Delay before the next attempt after ``attempts`` failures, with +-20% jitter."""
     return min(cap, base * 2 ** max(0, attempts - 1)) * random.uniform(0.8, 1.2)
 
 
-def cloudevent_body(env: Envelope) -> bytes:
-    """The event in CloudEvents structured JSON, as the receiver gets it (and as it is signed)."""
+def cloudevent_body(env: Envelope, drop: tuple[str, ...] = ()) -> bytes:
+    """The event in CloudEvents structured JSON, as the receiver gets it (and as it is signed),
+    without the ``drop`` fields (those the contract reserves for the registry)."""
     doc: dict[str, Any] = {
         "specversion": "1.0",
         "id": env.id,
@@ -71,7 +87,8 @@ def cloudevent_body(env: Envelope) -> bytes:
         doc["subject"] = env.subject
     if env.traceparent:
         doc["traceparent"] = env.traceparent
-    doc["data"] = env.json()
+    data = env.json()
+    doc["data"] = {k: v for k, v in data.items() if k not in drop} if drop and isinstance(data, dict) else data
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -82,7 +99,9 @@ def build_consumer(settings: Settings, event_classes: list[type[Event]]) -> Cons
     async def enqueue(session: AsyncSession, event: Event, env: Envelope) -> None:
         service = service_of(env.type)
         prefixes = settings.scope_prefixes_of(service) if service else ()
-        regency = getattr(event, "regency_code", None)
+        codes = regions_of(event)
+        public = province_public(type(event))
+        drop = registry_only_fields(type(event))
         rows = (
             await session.execute(
                 select(webhook_subscriptions.c.id, webhook_subscriptions.c.region, clients.c.scopes, clients.c.region.label("client_region"))
@@ -98,9 +117,9 @@ def build_consumer(settings: Settings, event_classes: list[type[Event]]) -> Cons
         for row in rows:
             if not any(scope.startswith(prefixes) for scope in row.scopes):
                 continue  # the client lost its scopes for this service
-            if not (region_covers(row.client_region, regency) and region_covers(row.region, regency)):
+            if not delivered_to(row.client_region, row.region, codes, public):
                 continue
-            body = body or cloudevent_body(env)
+            body = body or cloudevent_body(env, drop)
             await session.execute(
                 pg_insert(webhook_deliveries)
                 .values(subscription_id=row.id, ce_id=env.id, ce_type=env.type, body=body)
@@ -144,7 +163,8 @@ class DeliveryWorker:
     async def run(self) -> None:
         settings: Settings = self._app.state.settings
         timeout = httpx.Timeout(settings.webhook_timeout_s, connect=min(5.0, settings.webhook_timeout_s))
-        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False) as http:
+        # Receivers are not our servers: idle connections go before a common 5 s keep-alive.
+        async with async_client(timeout=timeout, keepalive_expiry=EXTERNAL_KEEPALIVE_EXPIRY_S, follow_redirects=False) as http:
             while not self._stopping.is_set():
                 sent = await self.deliver_due(http)
                 if time.monotonic() - self._last_purge > 3600:

@@ -20,6 +20,8 @@ from pydantic import BaseModel, ConfigDict
 
 from pilar_kernel.events import Event
 
+from .marks import region, registry_only
+
 SOURCE = "/pilar/disaster"
 _T = "id.go.jatimprov.dinsos.disaster."
 
@@ -42,7 +44,7 @@ class _IncidentEvent(Event):
     incident_id: uuid.UUID
     category: Category
     hazard: str
-    regency_codes: list[str]
+    regency_codes: list[str] = region()
     status: Status
     decree_number: str | None
     authority: Authority | None
@@ -55,7 +57,7 @@ class IncidentDeclared(_IncidentEvent):
     """An incident was recorded with its first status (usually alert or emergency response)."""
 
     ce_type: ClassVar[str] = _T + "incident.declared.v1"
-    district_codes: list[str]
+    district_codes: list[str] = region()
     started_on: date
 
 
@@ -82,8 +84,8 @@ class HouseholdAffected(Event):
     incident_id: uuid.UUID
     incident_category: Category
     hazard: str
-    regency_code: str
-    district_code: str
+    regency_code: str = region()
+    district_code: str = region()
     damage_level: DamageLevel
     displaced: bool
     member_count: int
@@ -116,17 +118,17 @@ class PersonAffected(Event):
     household_id: uuid.UUID | None
     person_id: uuid.UUID | None
     nik_hash: str | None
-    regency_code: str
-    district_code: str
+    regency_code: str = region()
+    district_code: str = region()
     damage_level: DamageLevel | None
     condition: Condition
     displaced: bool
     flags: list[Vulnerability]
     sex: Literal["M", "F"]
-    # Only when person_id is null (see the class docstring).
-    name: str | None = None
-    birth_date: date | None = None
-    village_code: str | None = None
+    # Only when person_id is null (see the class docstring), and only for the registry.
+    name: str | None = registry_only()
+    birth_date: date | None = registry_only()
+    village_code: str | None = registry_only()
 
 
 class ItemQuantity(BaseModel):
@@ -159,7 +161,7 @@ class StockBelowMinimum(Event):
     key_field: ClassVar[str] = "warehouse_id"
 
     warehouse_id: uuid.UUID
-    regency_code: str | None
+    regency_code: str | None = region()  # null: a province warehouse
     item_code: str
     on_hand: int
     minimum: int
@@ -176,7 +178,7 @@ class DistributionRecorded(Event):
     distribution_id: uuid.UUID
     incident_id: uuid.UUID
     warehouse_id: uuid.UUID
-    regency_code: str | None
+    regency_code: str | None = region()
     affected_person_id: uuid.UUID | None
     household_id: uuid.UUID | None
     evacuation_point_id: uuid.UUID | None

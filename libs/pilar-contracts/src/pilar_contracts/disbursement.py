@@ -14,6 +14,8 @@ from typing import ClassVar, Literal
 
 from pilar_kernel.events import Event
 
+from .marks import region
+
 SOURCE = "/pilar/disbursement"
 _T = "id.go.jatimprov.dinsos.disbursement."
 
@@ -23,6 +25,9 @@ Channel = Literal["bank", "post"]
 class _RoundEvent(Event):
     topic: ClassVar[str] = "disbursement.round"
     key_field: ClassVar[str] = "round_id"
+    # A round is the province's (its approval and totals name no region): every regency
+    # office may follow it.
+    PROVINCE_PUBLIC: ClassVar[bool] = True
 
     round_id: uuid.UUID
     programme_code: str
@@ -67,7 +72,7 @@ class _PaymentEvent(Event):
     stage: int
     person_id: uuid.UUID
     nik_hash: str | None
-    regency_code: str | None
+    regency_code: str | None = region()
     amount: int
     channel: Channel
     attempt: int

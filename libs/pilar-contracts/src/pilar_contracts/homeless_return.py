@@ -14,6 +14,8 @@ from typing import ClassVar, Literal
 
 from pilar_kernel.events import Event
 
+from .marks import region, registry_only
+
 SOURCE = "/pilar/homeless-return"
 _T = "id.go.jatimprov.dinsos.homeless_return."
 
@@ -32,8 +34,8 @@ class _ReturnEvent(Event):
     person_id: uuid.UUID | None
     nik_hash: str | None
     direction: Direction
-    origin_code: str | None
-    destination_code: str | None
+    origin_code: str | None = region()
+    destination_code: str | None = region()
     cause: Cause
     flags: list[Flag]
 
@@ -43,9 +45,9 @@ class ReturnReported(_ReturnEvent):
 
     ce_type: ClassVar[str] = _T + "return.reported.v1"
     found_on: date
-    found_regency_code: str | None
+    found_regency_code: str | None = region()
     referred_by: str
-    sending_province_code: str | None
+    sending_province_code: str | None = region()
     departure_due_on: date
 
 
@@ -72,8 +74,8 @@ class ReturnLegHandedOver(_ReturnEvent):
 
     ce_type: ClassVar[str] = _T + "return.leg_handed_over.v1"
     seq: int
-    from_code: str
-    to_code: str
+    from_code: str = region()
+    to_code: str = region()
     mode: Literal["bus", "train", "ship"]
     handed_over_at: datetime
     handover_document_no: str
@@ -106,5 +108,5 @@ class ReturnUnresolved(_ReturnEvent):
     ce_type: ClassVar[str] = _T + "return.unresolved.v1"
     unresolved_at: datetime
     sex: Literal["M", "F"]
-    birth_date: date | None
-    found_regency_code: str | None
+    birth_date: date | None = registry_only(...)
+    found_regency_code: str | None = region()

@@ -12,6 +12,8 @@ from typing import ClassVar
 
 from pilar_kernel.events import Event
 
+from .marks import region
+
 SOURCE = "/pilar/registry"
 _T = "id.go.jatimprov.dinsos.registry."
 
@@ -22,7 +24,7 @@ class _PersonEvent(Event):
 
     person_id: uuid.UUID
     nik_hash: str | None
-    regency_code: str | None
+    regency_code: str | None = region()
 
 
 class PersonRegistered(_PersonEvent):
@@ -37,7 +39,7 @@ class PersonRegistered(_PersonEvent):
 
     ce_type: ClassVar[str] = _T + "person.registered.v1"
     provisional: bool
-    district_code: str | None
+    district_code: str | None = region()
     birth_date: date | None
     sex: str
     ppks: list[str]
@@ -61,8 +63,8 @@ class PersonMoved(_PersonEvent):
     """A person's address moved to another regency, or out of the province (``to_regency_code`` null)."""
 
     ce_type: ClassVar[str] = _T + "person.moved.v1"
-    from_regency_code: str | None
-    to_regency_code: str | None
+    from_regency_code: str | None = region()
+    to_regency_code: str | None = region()
 
 
 class PersonDeceased(_PersonEvent):
@@ -88,7 +90,7 @@ class HouseholdChanged(Event):
     key_field: ClassVar[str] = "household_id"
 
     household_id: uuid.UUID
-    regency_code: str | None
+    regency_code: str | None = region()
     member_ids: list[uuid.UUID]
     head_person_id: uuid.UUID | None
 
@@ -101,7 +103,7 @@ class _EnrolmentEvent(Event):
     person_id: uuid.UUID
     nik_hash: str | None
     programme_code: str
-    regency_code: str | None
+    regency_code: str | None = region()
 
 
 class EnrolmentProposed(_EnrolmentEvent):

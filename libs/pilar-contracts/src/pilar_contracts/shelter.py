@@ -20,6 +20,8 @@ from pydantic import BaseModel, ConfigDict
 
 from pilar_kernel.events import Event
 
+from .marks import region
+
 SOURCE = "/pilar/shelter"
 _T = "id.go.jatimprov.dinsos.shelter."
 
@@ -33,7 +35,7 @@ class _CaseEvent(Event):
 
     case_id: uuid.UUID
     shelter_id: uuid.UUID
-    regency_code: str  # the survivor's home regency/city (35.xx or another province's code)
+    regency_code: str = region()  # the survivor's home regency/city (35.xx or another province's code)
     child: bool
     ppks: list[str]  # coarse PPKS categories (korban_tindak_kekerasan, anak_korban_tindak_kekerasan, korban_trafficking)
 

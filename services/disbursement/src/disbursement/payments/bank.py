@@ -26,6 +26,8 @@ from fastapi import FastAPI
 from prometheus_client import Counter, Gauge
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from pilar_kernel.http import EXTERNAL_KEEPALIVE_EXPIRY_S, async_client
+
 from . import service, signing
 
 log = structlog.get_logger("disbursement.bank")
@@ -51,7 +53,8 @@ class BankSender:
         self._wake.set()
 
     async def run(self) -> None:
-        self._client = httpx.AsyncClient(timeout=self._settings.bank_request_timeout_s)
+        # The bank is not our server: idle connections go before a common 5 s keep-alive.
+        self._client = async_client(timeout=self._settings.bank_request_timeout_s, keepalive_expiry=EXTERNAL_KEEPALIVE_EXPIRY_S)
         try:
             while not self._stopping.is_set():
                 if len(self._in_flight) >= self._settings.bank_max_in_flight:
