@@ -38,6 +38,15 @@ class Principal:
     region: str | None = None
     claims: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
+    @property
+    def actor(self) -> str:
+        """Who acts: the officer named in the token's ``user`` claim, else the client itself.
+
+        Case-folded, because the gateway accepts a user name in any case and four-eyes rules
+        compare actors: ``QA.PREP`` and ``qa.prep`` are one person.
+        """
+        return str(self.claims.get("user") or self.subject).casefold()
+
     def has(self, scope: str) -> bool:
         return scope in self.scopes
 
@@ -173,6 +182,7 @@ def require_scopes(*scopes: str):
         principal.require(*scopes)
         return principal
 
+    _dep.pilar_scopes = scopes  # read by the OpenAPI document (security requirements)
     return Depends(_dep)
 
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
+from datetime import date, datetime
 from typing import Any
+from uuid import UUID
 
 from .problems import Problem
 
@@ -13,7 +16,41 @@ def encode_cursor(values: list[Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(values, default=str).encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str | None) -> list[Any] | None:
+def _bad_cursor() -> Problem:
+    return Problem(
+        "cursor is not one this endpoint issued", status=422, type="validation-error", title="Invalid input",
+        errors=[{"field": "query.cursor", "message": "unknown cursor", "rule": "cursor"}],
+    )
+
+
+def _as_int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("not an integer")
+    return value
+
+
+def _as_str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("not a string")
+    return value
+
+
+_CONVERTERS: dict[type, Callable[[Any], Any]] = {
+    datetime: lambda v: datetime.fromisoformat(_as_str(v)),
+    date: lambda v: date.fromisoformat(_as_str(v)),
+    UUID: lambda v: UUID(_as_str(v)),
+    int: _as_int,
+    str: _as_str,
+}
+
+
+def decode_cursor(cursor: str | None, *types: type) -> list[Any] | None:
+    """The values of a cursor from :func:`encode_cursor`, or ``None`` when there is none.
+
+    With ``types`` (one per value: ``datetime``, ``date``, ``UUID``, ``int``, ``str``) the
+    values are converted and checked, so a cursor that decodes but was issued by another
+    endpoint (another shape) is a 422 naming ``query.cursor``, never a server error.
+    """
     if not cursor:
         return None
     try:
@@ -21,12 +58,13 @@ def decode_cursor(cursor: str | None) -> list[Any] | None:
         values = json.loads(raw)
         if not isinstance(values, list):
             raise ValueError("not a list")
+        if types:
+            if len(values) != len(types):
+                raise ValueError("wrong number of values")
+            values = [_CONVERTERS[t](v) for t, v in zip(types, values, strict=True)]
         return values
-    except (ValueError, json.JSONDecodeError) as exc:
-        raise Problem(
-            "cursor is not one this service issued", status=422, type="validation-error", title="Invalid input",
-            errors=[{"field": "query.cursor", "message": "unknown cursor", "rule": "cursor"}],
-        ) from exc
+    except (ValueError, TypeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise _bad_cursor() from exc
 
 
 def page(items: list[Any], limit: int, key) -> tuple[list[Any], str | None]:

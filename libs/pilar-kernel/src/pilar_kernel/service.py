@@ -17,15 +17,19 @@ from typing import Protocol
 
 import structlog
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from . import problems
-from .auth import PrincipalDep, TokenVerifier
+from .auth import PrincipalDep, TokenVerifier, get_principal
 from .consumer import Consumer, ConsumerRunner
 from .db import make_engine, make_session_factory
 from .kafka import kafka_reachable
+from .inputs import NulGuardMiddleware
 from .observability import RequestContextMiddleware, configure_logging
 from .outbox import OutboxRelay
 from .problems import Unauthorized
@@ -58,6 +62,45 @@ def migration_head(migrations_dir: Path | None) -> str | None:
     cfg = Config()
     cfg.set_main_option("script_location", str(migrations_dir))
     return ScriptDirectory.from_config(cfg).get_current_head()
+
+
+def _security_of(dependant: Dependant) -> tuple[bool, tuple[str, ...]]:
+    """Whether a route needs a token (it depends on the principal) and the scopes it requires."""
+    needs, scopes = False, ()
+    for dep in dependant.dependencies:
+        if dep.call is get_principal:
+            needs = True
+        declared = getattr(dep.call, "pilar_scopes", None)
+        if declared:
+            scopes = scopes + tuple(s for s in declared if s not in scopes)
+        sub_needs, sub_scopes = _security_of(dep)
+        needs = needs or sub_needs
+        scopes = scopes + tuple(s for s in sub_scopes if s not in scopes)
+    return needs, scopes
+
+
+def install_openapi(app: FastAPI) -> None:
+    """The app's OpenAPI document, completed with the problem responses, bearer security and
+    scopes every operation really has (see :func:`problems.document_problems`)."""
+
+    def openapi() -> dict:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        secured: dict[tuple[str, str], tuple[str, ...] | None] = {}
+        # Routers are included lazily (FastAPI >= 0.16x): walk the effective routes.
+        for context in iter_route_contexts(app.routes):
+            route = context.original_route
+            if not isinstance(route, APIRoute) or not route.include_in_schema:
+                continue
+            needs, scopes = _security_of(route.dependant)
+            if needs:
+                for method in context.methods or route.methods:
+                    secured[(context.path_format, method)] = scopes or None
+        app.openapi_schema = problems.document_problems(schema, secured=secured)
+        return app.openapi_schema
+
+    app.openapi = openapi
 
 
 class Worker(Protocol):
@@ -189,6 +232,8 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
     app.state.settings = settings
     app.state.token_verifier = make_verifier(settings)
     problems.install(app)
+    install_openapi(app)
+    app.add_middleware(NulGuardMiddleware)
     app.add_middleware(RequestContextMiddleware, service=spec.name)
 
     ready_cache: dict[str, tuple[float, bool, str]] = {}
