@@ -55,7 +55,6 @@ REGION = re.compile(r"^\d{2}(\.\d{2}(\.\d{2}(\.\d{4})?)?)?$")
 LISTED = 100  # records listed per collection to find ids
 PER_ROUTE = 3  # concrete records tried per route and per region
 CONCURRENCY = 6
-BUDGET_S = 110  # the sweep must stay well under two minutes
 
 
 @dataclass(frozen=True)

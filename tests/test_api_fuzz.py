@@ -17,7 +17,9 @@ Every answer is checked against the document:
 * a request valid by the schema is not refused with a 4xx other than 401, 403, 404 and 409
   (the record may be missing, or in a state that refuses the step). The one exception is a
   list's ``cursor``: an opaque token of the service's own making, so a generated one is
-  rightly refused, with a 422 naming ``query.cursor`` (and only that);
+  rightly refused, with a 422 naming ``query.cursor`` (and only that). Valid data is
+  generated without NUL characters, which the platform refuses by design (422 naming the
+  field; ``test_bad_input.py`` checks it);
 
 Findings are collected over the whole run (one request each, not shrunk) and reported
 together, grouped by service, so that one run shows everything. The bank simulator, a
@@ -61,7 +63,7 @@ CLIENT, USER = "dinsos-jatim", "officer.fuzz"
 IDEMPOTENCY_KEY = "idempotency-key"
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
           positive_data_acceptance]
-BUDGET_S = 270  # the whole fuzz, on a CI machine of 2 cores
+# About 3,400 requests: some 140 s on a busy machine of 2 cores (the system tests' timeout bounds it).
 
 
 def _service(path: str) -> str:
@@ -152,6 +154,10 @@ async def test_every_operation_keeps_to_its_document(platform: Platform, documen
     config = schemathesis.Config.from_dict({
         "seed": SEED,
         "base-url": platform.url("gateway"),
+        # NUL characters are refused platform-wide by design (the kernel's guard, 422 naming the
+        # field, docs/kernel.md), which JSON Schema cannot say; tests/test_bad_input.py checks
+        # that refusal. Valid data here is data without them.
+        "generation": {"allow-x00": False},
         "checks": {"positive_data_acceptance": {"expected-statuses": ACCEPTED_WHEN_VALID}},
     })
     schema = schemathesis.openapi.from_dict(document, config=config)
@@ -176,4 +182,3 @@ async def test_every_operation_keeps_to_its_document(platform: Platform, documen
     if fuzz.findings:
         pytest.fail(f"{len(fuzz.findings)} kinds of finding (operation, check, status), with a first example each:\n"
                     + fuzz.report(), pytrace=False)
-    assert elapsed < BUDGET_S, f"the fuzz took {elapsed:.0f} s; lower EXAMPLES to stay within the test budget"
