@@ -18,7 +18,8 @@ without editing this file:
   holds no record of another regency, also when filtered by another regency's code. A
   record's regions are the region codes in its fields (``regency_code``,
   ``destination_code``, ``district_codes``...) and in those of the records above it in the
-  path; a record with none is the province's and not judged;
+  path; a record with none is the province's and not judged. Each office subscribes to a
+  webhook of its region for the run, so the gateway's subscription routes have records too;
 * every shelter ``GET`` with a case in its path, with a caseworker not assigned to the case
   and a supervisor of another shelter: 404 (or 403); their case lists never show it.
 
@@ -321,13 +322,20 @@ class Sweep:
             partial = next_partial[: PER_ROUTE * 8]
         result = [Instance(url, codes) for url, codes in partial]
         if op.method == "get" and result:
-            # Only URLs the province reads (200) name real records.
+            # Only URLs the province or an office reads (200) name real records (a webhook
+            # subscription is its own client's only).
             params = await self.required_query(op) or {}
-            statuses = await asyncio.gather(*(self.request("get", i.url, self.headers[PROVINCE], params=params) for i in result))
-            result = [i for i, r in zip(result, statuses, strict=True) if r.status_code == 200]
+            kept, statuses = [], set()
+            for instance in result:
+                for who in (PROVINCE, *OFFICES):
+                    response = await self.request("get", instance.url, self.headers[who], params=params)
+                    statuses.add(str(response.status_code))
+                    if response.status_code == 200:
+                        kept.append(instance)
+                        break
+            result = kept
             if not result:
-                self.unresolved.setdefault(op.label, "the province's token read none of the records found: "
-                                           + ", ".join(sorted({str(r.status_code) for r in statuses})))
+                self.unresolved.setdefault(op.label, "no token read any of the records found: " + ", ".join(sorted(statuses)))
         self._instances[op.path] = result
         return result
 
@@ -364,7 +372,7 @@ class Sweep:
 
 
 @pytest.fixture(scope="module")
-async def sweep(platform: Platform) -> Sweep:
+async def sweep(platform: Platform):
     doc = (await platform.call("GET", "/v1/openapi.json")).json()
     SERVICES.clear()
     SERVICES.update(doc.get("x-pilar-services", {}))
@@ -373,9 +381,19 @@ async def sweep(platform: Platform) -> Sweep:
     s.headers[PROVINCE] = await platform.headers(PROVINCE, user="officer.sweep")
     for client in OFFICES:
         s.headers[client] = await platform.headers(client, user="operator.sweep")
+    # Each office subscribes to an event of its region, so that the webhook routes have
+    # records of each (removed at the end).
+    subscriptions = []
+    event_type = (await platform.json("GET", "/v1/webhooks/event-types", headers=s.headers[PROVINCE]))[0]["type"]
+    for client, region in OFFICES.items():
+        made = await platform.json("POST", "/v1/webhooks/subscriptions", headers=s.headers[client], expect=201, json={
+            "callback_url": f"https://siks.{client}.example.invalid/pilar/events", "event_types": [event_type], "region": region})
+        subscriptions.append((client, made["id"]))
     s.started = time.monotonic()
     await s.resolve_all()
-    return s
+    yield s
+    for client, subscription in subscriptions:
+        await platform.call("DELETE", f"/v1/webhooks/subscriptions/{subscription}", headers=s.headers[client], expect=(204, 404))
 
 
 def _is_problem(response: httpx.Response) -> bool:
