@@ -111,10 +111,17 @@ class Fuzz:
             case.headers = {**(case.headers or {}), "Idempotency-Key": f"fuzz-{self.run}-{self.sent}"}
         for _ in range(30):
             self.sent += 1
-            response = case.call(base_url=self.base_url, session=self.session, timeout=30)
+            try:
+                response = case.call(base_url=self.base_url, session=self.session, timeout=30)
+            except requests.RequestException as exc:
+                key = (_service(case.operation.path), case.operation.label, "No answer", type(exc).__name__)
+                self.findings.setdefault(key, f"{case.as_curl_command()[:400]} -> {exc}"[:600])
+                return
             if response.status_code != 429:
                 break
-            time.sleep(float(response.headers.get("retry-after") or 1))
+            # The gateway's rate limit: wait as a well-behaved client does (headers are lists here).
+            retry_after = response.headers.get("retry-after") or ["1"]
+            time.sleep(float(retry_after[0] if isinstance(retry_after, list) else retry_after))
         self.statuses[response.status_code // 100] += 1
         try:
             case.validate_response(response, checks=CHECKS)
