@@ -68,6 +68,7 @@ def kafka_bootstrap(stack: LocalStack) -> str:
 BANK_FAILURE_RATE = "0.06"
 SYSTEM_TEST_TIMEOUT_S = 900
 SYSTEM_TESTS = Path(__file__).resolve().parent / "tests"
+LAST_SYSTEM_TESTS = ("test_access_sweep.py", "test_bad_input.py", "test_api_fuzz.py")  # in this order, at the end
 
 
 @pytest.fixture(scope="session")
@@ -117,6 +118,11 @@ def pytest_collection_modifyitems(session, config, items):
         position = next(i for i, item in enumerate(items) if item.path.parent == first[0].path.parent)
         rest = [item for item in items if item not in first]
         items[:] = rest[:position] + first + rest[position:]
+    # The sweeps run last: the access sweep on the records the scenarios left (rounds, payments,
+    # imports, cases...), the fuzz after everything, since it writes arbitrary valid records.
+    for name in LAST_SYSTEM_TESTS:
+        moved = [item for item in items if item.path == SYSTEM_TESTS / name]
+        items[:] = [item for item in items if item not in moved] + moved
 
 
 def pytest_report_header(config):

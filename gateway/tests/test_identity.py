@@ -241,7 +241,7 @@ async def test_development_key_file_and_demo_clients(run_gateway, tmp_path):
     async with run_gateway(env="development", jwt_private_key_file=str(pem), jwks_file=str(jwks_file), seed_demo_clients=True) as gw:
         # The local stack's key signs, so services reading that JWKS file accept gateway tokens.
         demo = json.loads((tmp_path / "demo-clients.json").read_text())
-        assert set(demo) == {"pilar-admin", "dinsos-jatim", "dinsos-sidoarjo", "shelter-app", "bank-jatim"}
+        assert set(demo) == {"pilar-admin", "dinsos-jatim", "dinsos-sidoarjo", "dinsos-bojonegoro", "shelter-app", "bank-jatim"}
         assert oct((tmp_path / "demo-clients.json").stat().st_mode & 0o777) == "0o600"
         token = await gw.token("dinsos-sidoarjo", demo["dinsos-sidoarjo"]["client_secret"])
         assert jwt.get_unverified_header(token)["kid"] == file_key.kid

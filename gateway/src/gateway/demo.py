@@ -44,6 +44,12 @@ DEMO_CLIENTS: list[dict] = [
      "scopes": ["registry:read", "registry:write", "registry:verify", "disbursement:read", "homeless-return:read",
                 "homeless-return:write", "disaster:read", "disaster:write", "gateway:webhooks", ACT_FOR_USERS],
      "region": "35.15"},
+    # A second regency office, so that tests can check one office against another's records
+    # (the demo flood, warehouse and volunteers of Bojonegoro are its own).
+    {"client_id": "dinsos-bojonegoro", "name": "Dinas Sosial Kabupaten Bojonegoro (demo)",
+     "scopes": ["registry:read", "registry:write", "registry:verify", "disbursement:read", "homeless-return:read",
+                "homeless-return:write", "disaster:read", "disaster:write", "gateway:webhooks", ACT_FOR_USERS],
+     "region": "35.22"},
     # The shelters' caseworker app: survivor records are need-to-know per staff member.
     {"client_id": "shelter-app", "name": "UPT shelters' caseworker app (demo)",
      "scopes": SHELTER_STAFF + [ACT_FOR_USERS], "region": None},
