@@ -134,7 +134,8 @@ async def test_nul_in_a_bank_statement(platform: Platform):
            f"{datetime.now(UTC).date().isoformat()},REF-\x00-1,,1000,0,uji\n")
     response = await _send(platform, "POST", "/v1/disbursement/statements", {**await _headers(platform), "Content-Type": "text/csv"},
                            content=csv.encode())
-    assert_refused(response, "bank_reference")
+    # The file's field is its line: the service names the line (and the column where it can).
+    assert_refused(response, "line 2.bank_reference", "line 2")
 
 
 async def test_a_bare_carriage_return_in_a_bank_statement(platform: Platform):
@@ -142,7 +143,7 @@ async def test_a_bare_carriage_return_in_a_bank_statement(platform: Platform):
     headers = {**await _headers(platform), "Content-Type": "text/csv"}
     in_header = await _send(platform, "POST", "/v1/disbursement/statements", headers,
                             content=b"value_date,bank_\rreference,instruction_id,debit,credit,description\n")
-    assert_refused(in_header, "header", "file")
+    assert_refused(in_header, "header", "file", "line 1")
     in_line = await _send(platform, "POST", "/v1/disbursement/statements", headers, content=(
         "value_date,bank_reference,instruction_id,debit,credit,description\n"
         f"{datetime.now(UTC).date().isoformat()},REF-1,,1000,0,uji\rlagi\n").encode())

@@ -198,7 +198,7 @@ class BankStatusChecker:
 
     async def run(self) -> None:
         settings = self._settings
-        async with httpx.AsyncClient(timeout=settings.bank_request_timeout_s) as client:
+        async with async_client(timeout=settings.bank_request_timeout_s, keepalive_expiry=EXTERNAL_KEEPALIVE_EXPIRY_S) as client:
             while not self._stopping.is_set():
                 asked = await self.check_once(client)
                 if asked >= settings.bank_status_batch_size:

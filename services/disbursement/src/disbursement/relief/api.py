@@ -62,7 +62,10 @@ async def _create(session, principal: Principal, body: ReliefProgrammeIn) -> Rel
 
 @router.get("/relief-programmes", response_model=list[ReliefProgrammeOut])
 async def list_programmes(session: SessionDep, principal: Principal = require_scopes(access.READ)):
-    return [_out(p) for p in (await session.exec(select(ReliefProgramme).order_by(ReliefProgramme.created_at))).all()]
+    programmes = (await session.exec(select(ReliefProgramme).order_by(ReliefProgramme.created_at))).all()
+    # A regency office sees the programmes that can pay in its regency: province-wide ones
+    # (no regency listed) and those naming it; not a neighbour's.
+    return [_out(p) for p in programmes if not p.regency_codes or any(principal.may_access_region(c) for c in p.regency_codes)]
 
 
 @router.patch("/relief-programmes/{programme_id}", response_model=ReliefProgrammeOut, summary="Change amounts or stop a relief programme")
