@@ -84,7 +84,7 @@ def parse_results(content: str) -> tuple[list[Report], list[dict[str, str]]]:
             return [], [{"field": "header", "message": f"missing column(s): {', '.join(missing)}", "rule": "result_file.header"}]
         rows = list(enumerate(reader, start=2))
     except csv.Error as exc:
-        return [], [{"field": f"line {reader.line_num}", "message": f"not CSV: {exc}", "rule": "result_file.csv"}]
+        return [], [{"field": f"line {max(reader.reader.line_num, 1)}", "message": f"not CSV: {exc}", "rule": "result_file.csv"}]
     reports, errors = [], []
     for n, row in rows:
         if n > MAX_LINES + 1:

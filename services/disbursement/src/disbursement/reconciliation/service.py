@@ -64,7 +64,7 @@ def _parse(content: str) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
     try:
         fieldnames = reader.fieldnames or []
     except csv.Error as exc:
-        return [], [{"field": "line 1", "message": f"not CSV: {exc}", "rule": "statement.csv"}]
+        return [], [{"field": f"line {max(reader.reader.line_num, 1)}", "message": f"not CSV: {exc}", "rule": "statement.csv"}]
     if any(text_problem(name or "") for name in fieldnames):
         return [], [{"field": "header", "message": "must not contain NUL characters", "rule": "statement.header"}]
     missing = [c for c in ("debit", "credit") if c not in fieldnames]
@@ -82,7 +82,8 @@ def _parse(content: str) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
         except StopIteration:
             break
         except csv.Error as exc:
-            errors.append({"field": f"line {reader.line_num}", "message": f"not CSV: {exc}", "rule": "statement.csv"})
+            # The underlying reader's count: DictReader's only moves on after a good row.
+            errors.append({"field": f"line {reader.reader.line_num}", "message": f"not CSV: {exc}", "rule": "statement.csv"})
             break
         if n > MAX_LINES + 1:
             errors.append({"field": "file", "message": f"at most {MAX_LINES} lines per statement", "rule": "statement.size"})
